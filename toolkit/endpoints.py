@@ -1,0 +1,51 @@
+"""Class-based endpoints: one method per HTTP verb."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
+from toolkit.exceptions import HTTPException
+from toolkit.requests import Request
+from toolkit.responses import PlainTextResponse, Response
+from toolkit.types import Receive, Scope, Send
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class HTTPEndpoint:
+    """Dispatch a request to the method named after its verb (``get``, ``post``...).
+
+    HEAD falls back to ``get``; a verb with no method answers 405 with ``Allow``.
+    The class itself is the ASGI app: ``Route("/", MyEndpoint)``.
+    """
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self._allowed_methods = [
+            method for method in HTTP_METHODS if getattr(self, method.lower(), None) is not None
+        ]
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.dispatch().__await__()
+
+    async def dispatch(self) -> None:
+        request = Request(self.scope, receive=self.receive)
+        name = "get" if request.method == "HEAD" and not hasattr(self, "head") else request.method.lower()
+        handler = getattr(self, name, self.method_not_allowed)
+        if is_async_callable(handler):
+            response: Response = await handler(request)
+        else:
+            response = await run_in_thread(handler, request, limiter=app_thread_limiter(self.scope))
+        await response(self.scope, self.receive, self.send)
+
+    async def method_not_allowed(self, request: Request) -> Response:
+        """405, through the app's exception handlers when inside an app."""
+        headers = {"Allow": ", ".join(self._allowed_methods)}
+        if "app" in self.scope:
+            raise HTTPException(status_code=405, headers=headers)
+        return PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)

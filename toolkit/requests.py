@@ -1,0 +1,275 @@
+"""The incoming side of a connection: ``HTTPConnection`` (shared with WebSockets) and ``Request``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from http import cookies as http_cookies
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from toolkit.datastructures import URL, Address, Headers, QueryParams, State
+from toolkit.exceptions import HTTPException
+from toolkit.types import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from toolkit.datastructures import URLPath
+
+
+class ClientDisconnect(Exception):
+    """The client went away while the request body was being read."""
+
+
+class MalformedJSON(HTTPException, json.JSONDecodeError):
+    """``request.json()`` on a body that is not JSON: answered as 400, catchable as JSONDecodeError."""
+
+    def __init__(self, error: json.JSONDecodeError | UnicodeDecodeError) -> None:
+        if isinstance(error, json.JSONDecodeError):
+            msg, doc, pos = error.msg, error.doc, error.pos
+        else:
+            msg, doc, pos = f"Body is not UTF-8: {error.reason}", "", error.start
+        json.JSONDecodeError.__init__(self, msg, doc, pos)
+        self.status_code = 400
+        self.detail = f"Malformed JSON: {msg}"
+        self.headers = None
+
+
+def cookie_parser(cookie_string: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header leniently, the way browsers send it; junk is skipped, never raised."""
+    cookie_dict: dict[str, str] = {}
+    for chunk in cookie_string.split(";"):
+        key, sep, value = chunk.partition("=")
+        if not sep:
+            # A bare value with no name, as some browsers send; keep it under "".
+            key, value = "", key
+        key, value = key.strip(), value.strip()
+        if key or value:
+            try:
+                cookie_dict[key] = http_cookies._unquote(value)
+            except Exception:  # pragma: no cover - _unquote is lenient; stay robust anyway
+                continue
+    return cookie_dict
+
+
+class HTTPConnection(Mapping[str, Any]):
+    """What HTTP requests and WebSocket sessions have in common: the scope, read lazily."""
+
+    __slots__ = ("_base_url", "_cookies", "_headers", "_query_params", "_url", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
+        assert scope["type"] in ("http", "websocket")
+        self.scope = scope
+        self._headers: Headers | None = None
+        self._url: URL | None = None
+        self._base_url: URL | None = None
+        self._query_params: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.scope[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scope)
+
+    def __len__(self) -> int:
+        return len(self.scope)
+
+    # A connection is its own identity, not equal to another wrapping the same scope.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    @property
+    def app(self) -> Any:
+        return self.scope["app"]
+
+    @property
+    def url(self) -> URL:
+        if self._url is None:
+            self._url = URL(scope=self.scope)
+        return self._url
+
+    @property
+    def base_url(self) -> URL:
+        if self._base_url is None:
+            base_scope = dict(self.scope)
+            app_root_path = base_scope.get("app_root_path", base_scope.get("root_path", ""))
+            path = app_root_path if app_root_path.endswith("/") else app_root_path + "/"
+            base_scope["path"] = path
+            base_scope["query_string"] = b""
+            base_scope["root_path"] = app_root_path
+            self._base_url = URL(scope=base_scope)
+        return self._base_url
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(scope=self.scope)
+        return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        if self._query_params is None:
+            self._query_params = QueryParams(self.scope["query_string"])
+        return self._query_params
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = self.scope.get("path_params", {})
+        return params
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            cookie_header = self.headers.get("cookie")
+            self._cookies = cookie_parser(cookie_header) if cookie_header else {}
+        return self._cookies
+
+    @property
+    def client(self) -> Address | None:
+        host_port = self.scope.get("client")
+        return Address(*host_port) if host_port is not None else None
+
+    @property
+    def session(self) -> dict[str, Any]:
+        assert "session" in self.scope, "SessionMiddleware must be installed to access request.session"
+        session: dict[str, Any] = self.scope["session"]
+        return session
+
+    @property
+    def auth(self) -> Any:
+        assert "auth" in self.scope, (
+            "AuthenticationMiddleware must be installed to access request.auth"
+        )
+        return self.scope["auth"]
+
+    @property
+    def user(self) -> Any:
+        assert "user" in self.scope, (
+            "AuthenticationMiddleware must be installed to access request.user"
+        )
+        return self.scope["user"]
+
+    @property
+    def state(self) -> State:
+        """Per-connection state, seeded with a shallow copy of the lifespan state."""
+        state = self.scope.get("state")
+        if state is None:
+            state = self.scope["state"] = {}
+        if not isinstance(state, State):
+            state = self.scope["state"] = State(state)
+        return state
+
+    def url_for(self, name: str, /, **path_params: Any) -> URL:
+        """The absolute URL of the route called ``name``, as seen by this client."""
+        url_path_provider = self.scope.get("router") or self.scope.get("app")
+        if url_path_provider is None:
+            raise RuntimeError("The `url_for` method can only be used inside a toolkit app or router.")
+        url_path: URLPath = url_path_provider.url_path_for(name, **path_params)
+        return url_path.make_absolute_url(base_url=self.base_url)
+
+
+async def _receive_nothing() -> NoReturn:
+    raise RuntimeError("Receive channel has not been made available")
+
+
+async def _send_nothing(message: Message) -> NoReturn:
+    raise RuntimeError("Send channel has not been made available")
+
+
+class Request(HTTPConnection):
+    """An HTTP request: the scope plus the body, read from ``receive`` once and cached."""
+
+    __slots__ = ("_body", "_form", "_json", "_receive", "_send", "_stream_consumed")
+
+    def __init__(
+        self, scope: Scope, receive: Receive = _receive_nothing, send: Send = _send_nothing
+    ) -> None:
+        assert scope["type"] == "http"
+        self.scope = scope
+        self._headers = None
+        self._url = None
+        self._base_url = None
+        self._query_params = None
+        self._cookies = None
+        self._receive = receive
+        self._send = send
+        self._stream_consumed = False
+        self._body: bytes | None = None
+        self._json: Any = _MISSING
+        self._form: Any = None
+
+    @property
+    def method(self) -> str:
+        method: str = self.scope["method"]
+        return method
+
+    @property
+    def receive(self) -> Receive:
+        return self._receive
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, chunk by chunk; once only, unless ``body()`` cached it."""
+        if self._body is not None:
+            yield self._body
+            yield b""
+            return
+        if self._stream_consumed:
+            raise RuntimeError("Stream consumed")
+        self._stream_consumed = True
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    break
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+        yield b""
+
+    async def body(self) -> bytes:
+        """The whole body, read once and cached."""
+        if self._body is None:
+            chunks = [chunk async for chunk in self.stream()]
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; a body that is not JSON is a 400 (``MalformedJSON``)."""
+        if self._json is _MISSING:
+            body = await self.body()
+            try:
+                self._json = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise MalformedJSON(exc) from exc
+        return self._json
+
+    async def close(self) -> None:
+        """Release what the request holds (uploaded files of a parsed form)."""
+        if self._form is not None:
+            await self._form.close()
+
+    async def is_disconnected(self) -> bool:
+        """Whether the client has gone away, without blocking and without reading the body."""
+        disconnected = getattr(self._receive, "is_disconnected", None)
+        if disconnected is None:
+            return False
+        return bool(disconnected())
+
+    async def send_push_promise(self, path: str) -> None:
+        """Ask the server to push ``path`` (HTTP/2 only; ignored where unsupported)."""
+        if "http.response.push" in self.scope.get("extensions", {}):
+            raw_headers: list[tuple[bytes, bytes]] = []
+            for name in ("accept", "accept-encoding", "accept-language", "cache-control", "user-agent"):
+                for value in self.headers.getlist(name):
+                    raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
+            await self._send({"type": "http.response.push", "path": path, "headers": raw_headers})
+
+
+class _Missing:
+    """Marks a cached value that has not been computed (``None`` is a valid JSON value)."""
+
+    __slots__ = ()
+
+
+_MISSING: Any = _Missing()

@@ -1,0 +1,798 @@
+"""Routing: match a request's path (and host) to an endpoint, and build URLs back from names.
+
+A ``Router`` keeps Starlette's semantics (routes are tried in order, the first
+full match wins, a path match with the wrong method answers 405), but it does
+not try every route's regex: an index built from the routes' literal prefixes
+narrows each lookup to the few routes that can match, in their original order.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import re
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
+
+from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
+from toolkit.convertors import CONVERTOR_TYPES, Convertor
+from toolkit.datastructures import URL, Headers, URLPath
+from toolkit.exceptions import HTTPException
+from toolkit.middleware import Middleware
+from toolkit.requests import Request
+from toolkit.responses import PlainTextResponse, RedirectResponse, Response
+from toolkit.types import ASGIApp, Lifespan, Receive, Scope, Send
+
+T = TypeVar("T")
+
+
+class NoMatchFound(Exception):
+    """``url_path_for`` found no route with that name and those parameters."""
+
+    def __init__(self, name: str, path_params: Mapping[str, Any]) -> None:
+        params = ", ".join(sorted(path_params))
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
+
+
+class Match(enum.Enum):
+    NONE = 0
+    PARTIAL = 1  # the path matches but the method does not
+    FULL = 2
+
+
+def get_route_path(scope: Scope) -> str:
+    """The part of the path the router matches: ``path`` without the ``root_path`` prefix."""
+    path: str = scope["path"]
+    root_path = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    if path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    return path
+
+
+# ----------------------------------------------------------------------------- endpoint wrappers
+
+
+def request_response(func: Callable[[Request], Awaitable[Response] | Response]) -> ASGIApp:
+    """Wrap ``endpoint(request) -> response`` as an ASGI app; sync endpoints run in a thread."""
+    if is_async_callable(func):
+        async_endpoint: Callable[[Request], Awaitable[Response]] = func  # type: ignore[assignment]
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            response = await async_endpoint(request)
+            await response(scope, receive, send)
+
+    else:
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            response: Response = await run_in_thread(
+                func,  # type: ignore[arg-type]
+                request,
+                limiter=app_thread_limiter(scope),
+            )
+            await response(scope, receive, send)
+
+    return app
+
+
+def websocket_session(func: Callable[[Any], Awaitable[None]]) -> ASGIApp:
+    """Wrap ``endpoint(websocket)`` as an ASGI app."""
+    from toolkit.websockets import WebSocket
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        session = WebSocket(scope, receive=receive, send=send)
+        await func(session)
+
+    return app
+
+
+def get_name(endpoint: Callable[..., Any]) -> str:
+    """A route's default name: the endpoint's function or class name."""
+    return getattr(endpoint, "__name__", endpoint.__class__.__name__)
+
+
+def _is_plain_function(endpoint: Any) -> bool:
+    """Functions and methods (also behind partials) are endpoints; anything else is an ASGI app."""
+    while isinstance(endpoint, functools.partial):
+        endpoint = endpoint.func
+    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+
+
+def _wrap_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -> ASGIApp:
+    """Apply ``middleware`` so that the first in the list is outermost."""
+    for cls, args, kwargs in reversed(middleware or ()):
+        app = cls(app, *args, **kwargs)
+    return app
+
+
+# ----------------------------------------------------------------------------- path compilation
+
+PARAM_REGEX = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
+
+
+def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
+    """Compile a path (or host) template such as ``/users/{id:int}``.
+
+    Returns the regex that matches it, the format string that rebuilds it
+    (``/users/{id}``) and the convertor of each parameter.
+    """
+    is_host = not path.startswith("/")
+    path_regex = "^"
+    path_format = ""
+    duplicated_params = set()
+    idx = 0
+    param_convertors: dict[str, Convertor[Any]] = {}
+    for match in PARAM_REGEX.finditer(path):
+        param_name, convertor_type = match.groups("str")
+        convertor_type = convertor_type.lstrip(":")
+        if convertor_type not in CONVERTOR_TYPES:
+            raise ValueError(f"Unknown path convertor '{convertor_type}'")
+        convertor = CONVERTOR_TYPES[convertor_type]
+        path_regex += re.escape(path[idx : match.start()])
+        path_regex += f"(?P<{param_name}>{convertor.regex})"
+        path_format += path[idx : match.start()]
+        path_format += "{%s}" % param_name
+        if param_name in param_convertors:
+            duplicated_params.add(param_name)
+        param_convertors[param_name] = convertor
+        idx = match.end()
+
+    if duplicated_params:
+        names = ", ".join(sorted(duplicated_params))
+        ending = "s" if len(duplicated_params) > 1 else ""
+        raise ValueError(f"Duplicated param name{ending} {names} at path {path}")
+
+    if is_host:
+        # Match the host name regardless of any port in the Host header.
+        hostname = path[idx:].split(":")[0]
+        path_regex += re.escape(hostname) + "$"
+    else:
+        path_regex += re.escape(path[idx:]) + "$"
+    path_format += path[idx:]
+    return re.compile(path_regex), path_format, param_convertors
+
+
+def replace_params(
+    path: str, param_convertors: Mapping[str, Convertor[Any]], path_params: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Fill ``{name}`` placeholders of ``path``; return it and the parameters left over."""
+    for key, value in list(path_params.items()):
+        if "{" + key + "}" in path:
+            convertor = param_convertors[key]
+            path = path.replace("{" + key + "}", convertor.to_string(value))
+            path_params.pop(key)
+    return path, path_params
+
+
+def _convert_params(
+    match: re.Match[str], param_convertors: Mapping[str, Convertor[Any]]
+) -> dict[str, Any] | None:
+    """Convert the matched parameters; ``None`` if a convertor rejects its value."""
+    params: dict[str, Any] = match.groupdict()
+    try:
+        for key, value in params.items():
+            params[key] = param_convertors[key].convert(value)
+    except ValueError:
+        return None
+    return params
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+class BaseRoute:
+    """Something a router can try: it matches a scope, handles it and builds URLs."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raise NotImplementedError()
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NotImplementedError()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Use the route on its own, as an ASGI app: not matching answers 404."""
+        match, child_scope = self.matches(scope)
+        if match is Match.NONE:
+            if scope["type"] == "http":
+                response = PlainTextResponse("Not Found", status_code=404)
+                await response(scope, receive, send)
+            elif scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1000, "reason": ""})
+            return
+        scope.update(child_scope)
+        await self.handle(scope, receive, send)
+
+    def _index_key(self) -> str | None:
+        """The literal first path segment every path this route matches starts with, if any."""
+        return None
+
+
+def _first_segment(path: str) -> str:
+    """``"/users/42"`` -> ``"users"``: the key of the router's index."""
+    end = path.find("/", 1)
+    return path[1:] if end == -1 else path[1:end]
+
+
+def _literal_first_segment(path: str) -> str | None:
+    """The first segment of a route template, or ``None`` if it holds a parameter."""
+    segment = _first_segment(path)
+    return None if "{" in segment else segment
+
+
+class Route(BaseRoute):
+    """An HTTP endpoint at a path, for some methods.
+
+    ``endpoint`` is a function or method taking the request and returning a
+    response (sync ones run in a worker thread), or any ASGI app such as an
+    ``HTTPEndpoint`` class.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        assert path.startswith("/"), "Routed paths must start with '/'"
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+        self.include_in_schema = include_in_schema
+
+        if _is_plain_function(endpoint):
+            self.app = request_response(endpoint)
+            if methods is None:
+                methods = ["GET"]
+        else:
+            self.app = endpoint
+        self.app = _wrap_middleware(self.app, middleware)
+
+        if methods is None:
+            self.methods: set[str] | None = None
+        else:
+            self.methods = {method.upper() for method in methods}
+            if "GET" in self.methods:
+                self.methods.add("HEAD")
+
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+        # A path without parameters is compared as a string, without the regex.
+        self._static_path = None if self.param_convertors else path
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        route_path = get_route_path(scope)
+        if self._static_path is not None:
+            if route_path != self._static_path:
+                return Match.NONE, {}
+            child_scope: Scope = {"endpoint": self.endpoint}
+            if "path_params" not in scope:
+                child_scope["path_params"] = {}
+        else:
+            match = self.path_regex.match(route_path)
+            if match is None:
+                return Match.NONE, {}
+            matched_params = _convert_params(match, self.param_convertors)
+            if matched_params is None:
+                return Match.NONE, {}
+            outer_params = scope.get("path_params")
+            if outer_params:
+                matched_params = {**outer_params, **matched_params}
+            child_scope = {"endpoint": self.endpoint, "path_params": matched_params}
+        if self.methods and scope["method"] not in self.methods:
+            return Match.PARTIAL, child_scope
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if name != self.name or set(path_params) != set(self.param_convertors):
+            raise NoMatchFound(name, path_params)
+        path, remaining_params = replace_params(self.path_format, self.param_convertors, path_params)
+        assert not remaining_params
+        return URLPath(path=path, protocol="http")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            headers = {"Allow": ", ".join(sorted(self.methods))}
+            if "app" in scope:
+                raise HTTPException(status_code=405, headers=headers)
+            response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _index_key(self) -> str | None:
+        return _literal_first_segment(self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Route)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+            and self.methods == other.methods
+        )
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        methods = sorted(self.methods or [])
+        return f"{type(self).__name__}(path={self.path!r}, name={self.name!r}, methods={methods!r})"
+
+
+class WebSocketRoute(BaseRoute):
+    """A WebSocket endpoint at a path: a function taking the session, or an ASGI app."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        name: str | None = None,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        assert path.startswith("/"), "Routed paths must start with '/'"
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+        self.app = websocket_session(endpoint) if _is_plain_function(endpoint) else endpoint
+        self.app = _wrap_middleware(self.app, middleware)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "websocket":
+            return Match.NONE, {}
+        match = self.path_regex.match(get_route_path(scope))
+        if match is None:
+            return Match.NONE, {}
+        matched_params = _convert_params(match, self.param_convertors)
+        if matched_params is None:
+            return Match.NONE, {}
+        path_params = {**scope.get("path_params", {}), **matched_params}
+        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if name != self.name or set(path_params) != set(self.param_convertors):
+            raise NoMatchFound(name, path_params)
+        path, remaining_params = replace_params(self.path_format, self.param_convertors, path_params)
+        assert not remaining_params
+        return URLPath(path=path, protocol="websocket")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def _index_key(self) -> str | None:
+        return _literal_first_segment(self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WebSocketRoute)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+        )
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, name={self.name!r})"
+
+
+class Mount(BaseRoute):
+    """Everything under a path prefix goes to ``app`` (or to a router over ``routes``)."""
+
+    def __init__(
+        self,
+        path: str,
+        app: ASGIApp | None = None,
+        routes: Sequence[BaseRoute] | None = None,
+        name: str | None = None,
+        *,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        assert path == "" or path.startswith("/"), "Routed paths must start with '/'"
+        assert app is not None or routes is not None, "Either 'app=...', or 'routes=' must be specified"
+        self.path = path.rstrip("/")
+        if app is not None:
+            self._base_app: ASGIApp = app
+        else:
+            self._base_app = Router(routes=routes)
+        self.app = _wrap_middleware(self._base_app, middleware)
+        self.name = name
+        self.path_regex, self.path_format, self.param_convertors = compile_path(
+            self.path + "/{path:path}"
+        )
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return getattr(self._base_app, "routes", [])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        root_path = scope.get("root_path", "")
+        route_path = get_route_path(scope)
+        match = self.path_regex.match(route_path)
+        if match is None:
+            return Match.NONE, {}
+        matched_params = _convert_params(match, self.param_convertors)
+        if matched_params is None:
+            return Match.NONE, {}
+        remaining_path = "/" + matched_params.pop("path")
+        matched_path = route_path[: -len(remaining_path)]
+        path_params = {**scope.get("path_params", {}), **matched_params}
+        child_scope = {
+            "path_params": path_params,
+            # The root path of the whole app, kept for base_url and url_for.
+            "app_root_path": scope.get("app_root_path", root_path),
+            "root_path": root_path + matched_path,
+            "endpoint": self.app,
+        }
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if self.name is not None and name == self.name and "path" in path_params:
+            # A URL to a path inside the mounted app, e.g. a static file.
+            path_params["path"] = path_params["path"].lstrip("/")
+            path, remaining_params = replace_params(
+                self.path_format, self.param_convertors, path_params
+            )
+            if not remaining_params:
+                return URLPath(path=path)
+        elif self.name is None or name.startswith(self.name + ":"):
+            remaining_name = name if self.name is None else name[len(self.name) + 1 :]
+            inner_path = path_params.get("path")
+            path_params["path"] = ""
+            path_prefix, remaining_params = replace_params(
+                self.path_format, self.param_convertors, path_params
+            )
+            if inner_path is not None:
+                remaining_params["path"] = inner_path
+            for route in self.routes:
+                try:
+                    url = route.url_path_for(remaining_name, **remaining_params)
+                except NoMatchFound:
+                    continue
+                return URLPath(path=path_prefix.rstrip("/") + str(url), protocol=url.protocol)
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def _index_key(self) -> str | None:
+        return _literal_first_segment(self.path) if self.path else None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mount) and self.path == other.path and self.app == other.app
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, name={self.name or ''!r}, app={self.app!r})"
+
+
+class Host(BaseRoute):
+    """Requests whose ``Host`` header matches a pattern such as ``{subdomain}.example.org``."""
+
+    def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        assert not host.startswith("/"), "Host must not start with '/'"
+        self.host = host
+        self.app = app
+        self.name = name
+        self.host_regex, self.host_format, self.param_convertors = compile_path(host)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return getattr(self.app, "routes", [])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        host = Headers(scope=scope).get("host", "").split(":")[0]
+        match = self.host_regex.match(host)
+        if match is None:
+            return Match.NONE, {}
+        matched_params = _convert_params(match, self.param_convertors)
+        if matched_params is None:
+            return Match.NONE, {}
+        path_params = {**scope.get("path_params", {}), **matched_params}
+        return Match.FULL, {"path_params": path_params, "endpoint": self.app}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if self.name is not None and name == self.name and "path" in path_params:
+            path = path_params.pop("path")
+            host, remaining_params = replace_params(
+                self.host_format, self.param_convertors, path_params
+            )
+            if not remaining_params:
+                return URLPath(path=path, host=host)
+        elif self.name is None or name.startswith(self.name + ":"):
+            remaining_name = name if self.name is None else name[len(self.name) + 1 :]
+            host, remaining_params = replace_params(
+                self.host_format, self.param_convertors, path_params
+            )
+            for route in self.routes:
+                try:
+                    url = route.url_path_for(remaining_name, **remaining_params)
+                except NoMatchFound:
+                    continue
+                return URLPath(path=str(url), protocol=url.protocol, host=host)
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Host) and self.host == other.host and self.app == other.app
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(host={self.host!r}, name={self.name or ''!r}, app={self.app!r})"
+
+
+# ----------------------------------------------------------------------------- the router
+
+
+class _RouteIndex:
+    """Which routes can match a path, in their original order, found by dict look-ups.
+
+    Static paths map to the routes that can match them exactly; other paths
+    map, by their first segment, to the routes whose template starts with it.
+    Routes with no literal first segment (``/{x}``, root mounts, hosts,
+    custom routes) can match anything and are merged into every list.
+    """
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        anywhere: list[tuple[int, BaseRoute]] = []
+        by_segment: dict[str, list[tuple[int, BaseRoute]]] = {}
+        static: dict[str, list[tuple[int, BaseRoute]]] = {}
+        for position, route in enumerate(routes):
+            segment = route._index_key()
+            if segment is None:
+                anywhere.append((position, route))
+                continue
+            by_segment.setdefault(segment, []).append((position, route))
+            static_path = getattr(route, "_static_path", None)
+            if static_path is not None:
+                static.setdefault(static_path, []).append((position, route))
+
+        def merged(*groups: Iterable[tuple[int, BaseRoute]]) -> tuple[BaseRoute, ...]:
+            entries = {position: route for group in groups for position, route in group}
+            return tuple(entries[position] for position in sorted(entries))
+
+        self.anywhere = merged(anywhere)
+        self.by_segment = {seg: merged(group, anywhere) for seg, group in by_segment.items()}
+        # A static path can also be matched by the dynamic routes of its segment.
+        self.static = {
+            path: merged(by_segment[_first_segment(path)], anywhere)
+            for path in static
+        }
+
+    def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
+        found = self.static.get(route_path)
+        if found is not None:
+            return found
+        return self.by_segment.get(_first_segment(route_path), self.anywhere)
+
+
+class _RouteList(list[BaseRoute]):
+    """The router's list of routes: any change to it makes the router rebuild its index."""
+
+    def __init__(self, routes: Iterable[BaseRoute], on_change: Callable[[], None]) -> None:
+        super().__init__(routes)
+        self._on_change = on_change
+
+    def _changed(method: Callable[..., T]) -> Callable[..., T]:  # type: ignore[misc]
+        @functools.wraps(method)
+        def wrapper(self: _RouteList, *args: Any, **kwargs: Any) -> T:
+            result = method(self, *args, **kwargs)
+            self._on_change()
+            return result
+
+        return wrapper
+
+    append = _changed(list.append)
+    extend = _changed(list.extend)
+    insert = _changed(list.insert)
+    remove = _changed(list.remove)
+    pop = _changed(list.pop)
+    clear = _changed(list.clear)
+    sort = _changed(list.sort)
+    reverse = _changed(list.reverse)
+    __setitem__ = _changed(list.__setitem__)
+    __delitem__ = _changed(list.__delitem__)
+    __iadd__ = _changed(list.__iadd__)
+    __imul__ = _changed(list.__imul__)
+    del _changed
+
+
+@asynccontextmanager
+async def _no_lifespan(app: object) -> AsyncIterator[None]:
+    """The lifespan of a router given none: nothing to start or stop."""
+    yield
+
+
+class Router:
+    """An ASGI app that dispatches to the first matching route (404/405 otherwise)."""
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute] | None = None,
+        redirect_slashes: bool = True,
+        default: ASGIApp | None = None,
+        lifespan: Lifespan[Any] | None = None,
+        *,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        self._routes = _RouteList(routes or (), self._invalidate_index)
+        self._index: _RouteIndex | None = None
+        self.redirect_slashes = redirect_slashes
+        self.default = self.not_found if default is None else default
+        self.lifespan_context: Callable[[Any], AbstractAsyncContextManager[Any]] = (
+            _no_lifespan if lifespan is None else _as_context_factory(lifespan)
+        )
+        self.middleware_stack = _wrap_middleware(self.app, middleware)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return self._routes
+
+    @routes.setter
+    def routes(self, routes: Iterable[BaseRoute]) -> None:
+        self._routes = _RouteList(routes, self._invalidate_index)
+        self._index = None
+
+    def _invalidate_index(self) -> None:
+        self._index = None
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """No route matched: 404 (through the app's handlers when inside an App)."""
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+            return
+        if "app" in scope:
+            raise HTTPException(status_code=404)
+        response = PlainTextResponse("Not Found", status_code=404)
+        await response(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The path of the route called ``name`` (``mount:name`` inside named mounts)."""
+        for route in self._routes:
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                pass
+        raise NoMatchFound(name, path_params)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the lifespan context across ``lifespan.startup`` .. ``lifespan.shutdown``."""
+        started = False
+        app: Any = scope.get("app")
+        await receive()
+        try:
+            async with self.lifespan_context(app) as maybe_state:
+                if maybe_state is not None:
+                    if "state" not in scope:
+                        raise RuntimeError(
+                            'The server does not support "state" in the lifespan scope.'
+                        )
+                    scope["state"].update(maybe_state)
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()
+        except BaseException:
+            exc_text = traceback.format_exc()
+            if started:
+                await send({"type": "lifespan.shutdown.failed", "message": exc_text})
+            else:
+                await send({"type": "lifespan.startup.failed", "message": exc_text})
+            raise
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.middleware_stack(scope, receive, send)
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch ``scope`` to its route."""
+        scope_type = scope["type"]
+        assert scope_type in ("http", "websocket", "lifespan")
+        if "router" not in scope:
+            scope["router"] = self
+        if scope_type == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+
+        index = self._index
+        if index is None:
+            index = self._index = _RouteIndex(self._routes)
+        route_path = get_route_path(scope)
+
+        partial: BaseRoute | None = None
+        partial_scope: Scope = {}
+        for route in index.candidates(route_path):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+
+        if partial is not None:
+            scope.update(partial_scope)
+            await partial.handle(scope, receive, send)
+            return
+
+        if scope_type == "http" and self.redirect_slashes and route_path != "/":
+            redirect_scope = dict(scope)
+            if route_path.endswith("/"):
+                redirect_scope["path"] = redirect_scope["path"].rstrip("/")
+            else:
+                redirect_scope["path"] = redirect_scope["path"] + "/"
+            for route in index.candidates(get_route_path(redirect_scope)):
+                match, _ = route.matches(redirect_scope)
+                if match is not Match.NONE:
+                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
+                    await response(scope, receive, send)
+                    return
+
+        await self.default(scope, receive, send)
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        self._routes.append(Mount(path, app=app, name=name))
+
+    def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        self._routes.append(Host(host, app=app, name=name))
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        self._routes.append(
+            Route(
+                path,
+                endpoint=endpoint,
+                methods=methods,
+                name=name,
+                include_in_schema=include_in_schema,
+            )
+        )
+
+    def add_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], name: str | None = None
+    ) -> None:
+        self._routes.append(WebSocketRoute(path, endpoint=endpoint, name=name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Router) and self.routes == other.routes
+
+    __hash__ = object.__hash__
+
+
+def _as_context_factory(lifespan: Any) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
+    """Accept a context-manager factory, or an async generator function (wrapped as one)."""
+    if inspect.isasyncgenfunction(lifespan):
+        factory: Callable[[Any], AbstractAsyncContextManager[Any]] = asynccontextmanager(lifespan)
+        return factory
+    if inspect.isgeneratorfunction(lifespan):
+        raise TypeError("lifespan must be an async context manager factory, not a generator")
+    result: Callable[[Any], AbstractAsyncContextManager[Any]] = lifespan
+    return result
