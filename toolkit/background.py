@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, ParamSpec
 
 from toolkit.concurrency import is_async_callable, run_in_thread
@@ -32,7 +33,7 @@ class BackgroundTask:
         if self.is_async:
             await self.func(*self.args, **self.kwargs)
         else:
-            await run_in_thread(self.func, *self.args, **self.kwargs)
+            await run_in_thread(partial(self.func, *self.args, **self.kwargs))
 
 
 class BackgroundTasks(BackgroundTask):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from functools import partial
-from typing import Any, ParamSpec, TypeVar
-
 import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
+from functools import partial
+from typing import Any, TypeVar
 
 import trio
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_THREAD_LIMIT = 40
@@ -24,19 +22,17 @@ current_thread_limiter: ContextVar[trio.CapacityLimiter | None] = ContextVar(
 
 
 async def run_in_thread(
-    func: Callable[P, T],
-    *args: P.args,
-    limiter: trio.CapacityLimiter | None = None,
-    **kwargs: P.kwargs,
+    func: Callable[..., T], *args: Any, limiter: trio.CapacityLimiter | None = None
 ) -> T:
-    """Call ``func`` in a worker thread and return its result.
+    """Call ``func(*args)`` in a worker thread and return its result.
 
-    A thread cannot be interrupted: if the calling task is cancelled, trio
-    waits for the call to finish before the cancellation is delivered.
+    Without a ``limiter``, the app's (set while toolkit runs its work) or
+    trio's default one is used. A thread cannot be interrupted: if the calling
+    task is cancelled, trio waits for the call to finish before delivering it.
     """
     if limiter is None:
         limiter = current_thread_limiter.get()
-    return await trio.to_thread.run_sync(partial(func, *args, **kwargs), limiter=limiter)
+    return await trio.to_thread.run_sync(func, *args, limiter=limiter)
 
 
 class _Exhausted(Exception):

@@ -35,8 +35,12 @@ class HTTPEndpoint:
 
     async def dispatch(self) -> None:
         request = Request(self.scope, receive=self.receive)
-        name = "get" if request.method == "HEAD" and not hasattr(self, "head") else request.method.lower()
-        handler = getattr(self, name, self.method_not_allowed)
+        name = (
+            "get"
+            if request.method == "HEAD" and not hasattr(self, "head")
+            else request.method.lower()
+        )
+        handler: Any = getattr(self, name, self.method_not_allowed)
         if is_async_callable(handler):
             response: Response = await handler(request)
         else:

@@ -1,4 +1,4 @@
-"""The incoming side of a connection: ``HTTPConnection`` (shared with WebSockets) and ``Request``."""
+"""The incoming side: ``HTTPConnection`` (shared with WebSockets) and ``Request``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class ClientDisconnect(Exception):
 
 
 class MalformedJSON(HTTPException, json.JSONDecodeError):
-    """``request.json()`` on a body that is not JSON: answered as 400, catchable as JSONDecodeError."""
+    """``request.json()`` on a body that is not JSON: a 400, also a ``json.JSONDecodeError``."""
 
     def __init__(self, error: json.JSONDecodeError | UnicodeDecodeError) -> None:
         if isinstance(error, json.JSONDecodeError):
@@ -34,7 +34,7 @@ class MalformedJSON(HTTPException, json.JSONDecodeError):
 
 
 def cookie_parser(cookie_string: str) -> dict[str, str]:
-    """Parse a ``Cookie`` header leniently, the way browsers send it; junk is skipped, never raised."""
+    """Parse a ``Cookie`` header leniently, as browsers send it; junk is skipped, never raised."""
     cookie_dict: dict[str, str] = {}
     for chunk in cookie_string.split(";"):
         key, sep, value = chunk.partition("=")
@@ -130,7 +130,9 @@ class HTTPConnection(Mapping[str, Any]):
 
     @property
     def session(self) -> dict[str, Any]:
-        assert "session" in self.scope, "SessionMiddleware must be installed to access request.session"
+        assert "session" in self.scope, (
+            "SessionMiddleware must be installed to access request.session"
+        )
         session: dict[str, Any] = self.scope["session"]
         return session
 
@@ -162,7 +164,9 @@ class HTTPConnection(Mapping[str, Any]):
         """The absolute URL of the route called ``name``, as seen by this client."""
         url_path_provider = self.scope.get("router") or self.scope.get("app")
         if url_path_provider is None:
-            raise RuntimeError("The `url_for` method can only be used inside a toolkit app or router.")
+            raise RuntimeError(
+                "The `url_for` method can only be used inside a toolkit app or router."
+            )
         url_path: URLPath = url_path_provider.url_path_for(name, **path_params)
         return url_path.make_absolute_url(base_url=self.base_url)
 
@@ -260,7 +264,13 @@ class Request(HTTPConnection):
         """Ask the server to push ``path`` (HTTP/2 only; ignored where unsupported)."""
         if "http.response.push" in self.scope.get("extensions", {}):
             raw_headers: list[tuple[bytes, bytes]] = []
-            for name in ("accept", "accept-encoding", "accept-language", "cache-control", "user-agent"):
+            for name in (
+                "accept",
+                "accept-encoding",
+                "accept-language",
+                "cache-control",
+                "user-agent",
+            ):
                 for value in self.headers.getlist(name):
                     raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
             await self._send({"type": "http.response.push", "path": path, "headers": raw_headers})

@@ -13,7 +13,15 @@ import functools
 import inspect
 import re
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -139,7 +147,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
         path_regex += re.escape(path[idx : match.start()])
         path_regex += f"(?P<{param_name}>{convertor.regex})"
         path_format += path[idx : match.start()]
-        path_format += "{%s}" % param_name
+        path_format += "{" + param_name + "}"
         if param_name in param_convertors:
             duplicated_params.add(param_name)
         param_convertors[param_name] = convertor
@@ -301,7 +309,9 @@ class Route(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if name != self.name or set(path_params) != set(self.param_convertors):
             raise NoMatchFound(name, path_params)
-        path, remaining_params = replace_params(self.path_format, self.param_convertors, path_params)
+        path, remaining_params = replace_params(
+            self.path_format, self.param_convertors, path_params
+        )
         assert not remaining_params
         return URLPath(path=path, protocol="http")
 
@@ -367,7 +377,9 @@ class WebSocketRoute(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if name != self.name or set(path_params) != set(self.param_convertors):
             raise NoMatchFound(name, path_params)
-        path, remaining_params = replace_params(self.path_format, self.param_convertors, path_params)
+        path, remaining_params = replace_params(
+            self.path_format, self.param_convertors, path_params
+        )
         assert not remaining_params
         return URLPath(path=path, protocol="websocket")
 
@@ -403,7 +415,9 @@ class Mount(BaseRoute):
         middleware: Sequence[Middleware] | None = None,
     ) -> None:
         assert path == "" or path.startswith("/"), "Routed paths must start with '/'"
-        assert app is not None or routes is not None, "Either 'app=...', or 'routes=' must be specified"
+        assert app is not None or routes is not None, (
+            "Either 'app=...', or 'routes=' must be specified"
+        )
         self.path = path.rstrip("/")
         if app is not None:
             self._base_app: ASGIApp = app
@@ -480,7 +494,9 @@ class Mount(BaseRoute):
     __hash__ = BaseRoute.__hash__
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(path={self.path!r}, name={self.name or ''!r}, app={self.app!r})"
+        return (
+            f"{type(self).__name__}(path={self.path!r}, name={self.name or ''!r}, app={self.app!r})"
+        )
 
 
 class Host(BaseRoute):
@@ -540,7 +556,9 @@ class Host(BaseRoute):
     __hash__ = BaseRoute.__hash__
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(host={self.host!r}, name={self.name or ''!r}, app={self.app!r})"
+        return (
+            f"{type(self).__name__}(host={self.host!r}, name={self.name or ''!r}, app={self.app!r})"
+        )
 
 
 # ----------------------------------------------------------------------------- the router
@@ -576,10 +594,7 @@ class _RouteIndex:
         self.anywhere = merged(anywhere)
         self.by_segment = {seg: merged(group, anywhere) for seg, group in by_segment.items()}
         # A static path can also be matched by the dynamic routes of its segment.
-        self.static = {
-            path: merged(by_segment[_first_segment(path)], anywhere)
-            for path in static
-        }
+        self.static = {path: merged(by_segment[_first_segment(path)], anywhere) for path in static}
 
     def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
         found = self.static.get(route_path)

@@ -116,14 +116,16 @@ class ServerErrorMiddleware:
         request_line = ""
         if request is not None:
             request_line = html.escape(f"{request.method} {request.url.path}")
-        frames = [
-            self._frame_html(frame_info)
-            for frame_info in reversed(inspect.getinnerframes(exc.__traceback__, CONTEXT_LINES))
-        ]
+        frame_infos = (
+            inspect.getinnerframes(exc.__traceback__, CONTEXT_LINES) if exc.__traceback__ else []
+        )
+        frames = [self._frame_html(frame_info) for frame_info in reversed(frame_infos)]
         return PAGE.format(title=title, request_line=request_line, frames="\n".join(frames))
 
     def _frame_html(self, frame_info: inspect.FrameInfo) -> str:
-        where = html.escape(f"{frame_info.filename}, line {frame_info.lineno}, in {frame_info.function}")
+        where = html.escape(
+            f"{frame_info.filename}, line {frame_info.lineno}, in {frame_info.function}"
+        )
         first_line = frame_info.lineno - (frame_info.index or 0)
         lines = []
         for offset, line in enumerate(frame_info.code_context or ()):

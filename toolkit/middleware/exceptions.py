@@ -80,27 +80,26 @@ class ExceptionMiddleware:
             if handler is None:
                 raise
             if response_started:
-                raise RuntimeError("Caught handled exception, but response already started.") from exc
+                raise RuntimeError(
+                    "Caught handled exception, but response already started."
+                ) from exc
             if scope["type"] == "http":
                 await self._respond(handler, exc, scope, receive, send)
             else:
                 from toolkit.websockets import WebSocket
 
-                await handler(WebSocket(scope, receive=receive, send=send), exc)  # type: ignore[arg-type]
+                websocket_handler: Any = handler
+                await websocket_handler(WebSocket(scope, receive=receive, send=send), exc)
 
     async def _respond(
         self, handler: ExceptionHandler, exc: Exception, scope: Scope, receive: Receive, send: Send
     ) -> None:
         request = Request(scope, receive, send)
-        if is_async_callable(handler):
-            response = await handler(request, exc)  # type: ignore[arg-type, misc]
+        call: Any = handler
+        if is_async_callable(call):
+            response = await call(request, exc)
         else:
-            response = await run_in_thread(
-                handler,  # type: ignore[arg-type]
-                request,
-                exc,
-                limiter=app_thread_limiter(scope),
-            )
+            response = await run_in_thread(call, request, exc, limiter=app_thread_limiter(scope))
         if response is not None:
             await response(scope, receive, send)
 
