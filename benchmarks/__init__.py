@@ -1,0 +1,1 @@
+"""toolkit's benchmarks: the same small app per framework, timed in process and served."""

@@ -1,0 +1,45 @@
+"""The benchmark app in toolkit: starlette_app.py with the imports changed."""
+
+from toolkit.applications import App
+from toolkit.middleware import Middleware
+from toolkit.requests import Request
+from toolkit.responses import JSONResponse, PlainTextResponse
+from toolkit.routing import Route
+
+from .common import DECOY_PATHS, HELLO, PURE_ASGI_MIDDLEWARE
+
+
+async def plaintext(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(HELLO)
+
+
+async def json_endpoint(request: Request) -> JSONResponse:
+    return JSONResponse({"message": HELLO})
+
+
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse(await request.json())
+
+
+async def user(request: Request) -> JSONResponse:
+    return JSONResponse({"user_id": request.path_params["user_id"]})
+
+
+async def decoy(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("decoy")
+
+
+routes = [
+    Route("/plaintext", plaintext),
+    Route("/json", json_endpoint),
+    Route("/echo", echo, methods=["POST"]),
+    Route(
+        "/mw-asgi/plaintext",
+        plaintext,
+        middleware=[Middleware(cls) for cls in PURE_ASGI_MIDDLEWARE],
+    ),
+    *[Route(path, decoy) for path in DECOY_PATHS],
+    Route("/users/{user_id:int}", user),
+]
+
+app = App(routes=routes)
