@@ -23,6 +23,7 @@ from toolkit.datastructures import (
     State,
     UploadFile,
     URLPath,
+    parse_host_header,
 )
 from toolkit.types import Scope
 
@@ -369,6 +370,31 @@ def test_url_from_scope_query_with_unicode_and_invalid_utf8() -> None:
 def test_url_from_scope_ignores_root_path_because_path_includes_it() -> None:
     scope = http_scope(root_path="/api", path="/api/items", headers=[(b"host", b"h")])
     assert URL(scope=scope) == "http://h/api/items"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("example.com", ("example.com", None)),
+        ("Example.COM:8000", ("Example.COM", 8000)),
+        ("a:000080", ("a", 80)),
+        ("a:0", ("a", 0)),
+        ("a:65535", ("a", 65535)),
+        ("[::1]", ("[::1]", None)),
+        ("[2001:db8::1]:443", ("[2001:db8::1]", 443)),
+        ("[v1.fe80::a+en1]:1", ("[v1.fe80::a+en1]", 1)),
+    ],
+)
+def test_parse_host_header(header: str, expected: tuple[str, int | None]) -> None:
+    assert parse_host_header(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "a:", "a:65536", "a:" + "9" * 5000, "[::1", "::1", "[zz::1]", "a/b", "u@a", "a b"],
+)
+def test_parse_host_header_rejects_malformed_values(header: str | None) -> None:
+    assert parse_host_header(header) is None
 
 
 # -- URLPath -------------------------------------------------------------------------------------

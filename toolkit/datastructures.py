@@ -28,29 +28,37 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # A Host header that cannot smuggle a path, query, fragment or userinfo into the URL:
 # a reg-name, a bracketed IPv6 address or IPvFuture literal, and an optional port.
 _HOST_HEADER = re.compile(
-    r"(?:[a-z0-9._~%!$&'()*+,;=-]+"
+    r"(?P<host>[a-z0-9._~%!$&'()*+,;=-]+"
     r"|\[(?:(?P<ipv6>[0-9a-f]*:[0-9a-f.:]+)|v[0-9a-f]+\.[a-z0-9._~!$&'()*+,;=:-]+)\])"
     r"(?::(?P<port>[0-9]+))?",
     re.IGNORECASE,
 )
 
 
-def _valid_host_header(host: str) -> bool:
-    """Whether ``host`` is a well-formed ``host[:port]`` authority, safe to put into a URL."""
-    match = _HOST_HEADER.fullmatch(host)
+def parse_host_header(value: str | None) -> tuple[str, int | None] | None:
+    """Split a ``Host`` header into host (IPv6 keeps its brackets) and port.
+
+    ``None`` when the header is absent or malformed: anything but a bare authority, an invalid
+    IPv6 address or a port above 65535. Routing by host and host checks share this one parser.
+    """
+    if value is None:
+        return None
+    match = _HOST_HEADER.fullmatch(value)
     if match is None:
-        return False
+        return None
     ipv6 = match["ipv6"]
     if ipv6 is not None:
         try:
             IPv6Address(ipv6)
         except ValueError:
-            return False
+            return None
     port = match["port"]
     if port is None:
-        return True
+        return match["host"], None
     port = port.lstrip("0")
-    return len(port) <= 5 and int(port or "0") <= 65535
+    if len(port) > 5 or int(port or "0") > 65535:
+        return None
+    return match["host"], int(port or "0")
 
 
 def _parse_query(query: str) -> list[tuple[str, str]]:
@@ -102,7 +110,7 @@ class URL:
         for key, value in scope.get("headers", ()):
             if key == b"host":
                 host_header = value.decode("latin-1")
-                if _valid_host_header(host_header):
+                if parse_host_header(host_header) is not None:
                     netloc = host_header
                 break
         if netloc is None:
