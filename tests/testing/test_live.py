@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -9,6 +11,10 @@ import pytest
 import trio
 from hypercorn.utils import LifespanFailureError
 
+from toolkit.applications import App
+from toolkit.requests import Request
+from toolkit.responses import PlainTextResponse
+from toolkit.routing import Route
 from toolkit.testing.live import LiveServer, live_server
 
 
@@ -45,6 +51,29 @@ async def test_live_server_serves_and_runs_lifespan_startup_and_shutdown() -> No
             async with httpx.AsyncClient(base_url=server.url) as client:
                 assert (await client.get("/")).text == "hi"
         assert app.events == ["startup", "shutdown"]
+
+
+async def test_live_server_serves_a_toolkit_app_with_its_lifespan() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"hello {request.path_params['name']}")
+
+    app = App(routes=[Route("/hello/{name}", hello)], lifespan=lifespan)
+    with trio.fail_after(2):
+        async with (
+            live_server(app) as server,
+            httpx.AsyncClient(base_url=server.url) as client,
+        ):
+            response = await client.get("/hello/trio")
+        assert (response.status_code, response.text) == (200, "hello trio")
+    assert events == ["startup", "shutdown"]
 
 
 async def test_live_server_passes_hypercorn_options() -> None:
