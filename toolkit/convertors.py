@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
 T = TypeVar("T")
@@ -70,12 +71,19 @@ class IntegerConvertor(Convertor[int]):
 
 
 class FloatConvertor(Convertor[float]):
-    """A non-negative decimal number, with an optional fractional part."""
+    """A non-negative decimal number, with an optional fractional part.
+
+    Digits too many for a float (which would become ``inf``) do not match, so
+    every value converted can be formatted back.
+    """
 
     regex = r"[0-9]+(?:\.[0-9]+)?"
 
     def convert(self, value: str) -> float:
-        return float(value)
+        number = float(value)
+        if math.isinf(number):
+            raise ValueError("Too large for a float")
+        return number
 
     def to_string(self, value: float) -> str:
         value = float(value)
@@ -83,13 +91,16 @@ class FloatConvertor(Convertor[float]):
             raise ValueError("Negative floats are not supported")
         if math.isnan(value) or math.isinf(value):
             raise ValueError("NaN and infinite values are not supported")
-        return f"{value:0.20f}".rstrip("0").rstrip(".")
+        # The shortest digits that read back as the same float, without an exponent
+        # (abs: -0.0 is not negative, but its repr has a sign).
+        text = format(Decimal(repr(abs(value))), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
-    """A UUID in its canonical hyphenated form (either case)."""
+    """A UUID as 32 hex digits (either case), hyphenated or not; formatted hyphenated."""
 
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
     def convert(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)
