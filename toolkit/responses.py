@@ -126,9 +126,10 @@ class Response:
             if samesite.lower() not in ("strict", "lax", "none"):
                 raise ValueError("samesite must be either 'strict', 'lax' or 'none'")
             morsel["samesite"] = samesite
-        if partitioned:
-            morsel["partitioned"] = True
         cookie_val = cookie.output(header="").strip()
+        if partitioned:
+            # Written by hand: http.cookies only knows the attribute from Python 3.14.
+            cookie_val += "; Partitioned"
         self.raw_headers.append((b"set-cookie", cookie_val.encode("latin-1")))
 
     def delete_cookie(
@@ -139,6 +140,7 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
     ) -> None:
         """Add a ``Set-Cookie`` header that expires the cookie now."""
         self.set_cookie(
@@ -150,6 +152,7 @@ class Response:
             secure=secure,
             httponly=httponly,
             samesite=samesite,
+            partitioned=partitioned,
         )
 
     async def send_response(self, scope: Scope, receive: Receive, send: Send) -> None:
