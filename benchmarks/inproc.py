@@ -128,8 +128,11 @@ async def check(app: Any, scenario: Scenario, state: dict[str, Any]) -> str | No
     scope = http_scope(scenario)
     scope["state"] = state.copy()
     exchange = HTTPExchange(scenario.body)
-    with trio.move_on_after(5):
-        await app(scope, exchange.receive, exchange.send)
+    try:
+        with trio.move_on_after(5):
+            await app(scope, exchange.receive, exchange.send)
+    except Exception as exc:
+        return f"the app raised {exc!r}"
     if not exchange.complete:
         return f"response not complete after 5 s (status {exchange.status})"
     headers = {
@@ -204,8 +207,12 @@ async def measure(
     samples: dict[str, dict[str, list[float]]] = {fw: {} for fw in frameworks}
     async with trio.open_nursery() as nursery:
         lifespans = {fw: LifespanRunner(apps[fw]) for fw in frameworks}
-        for fw in frameworks:
-            await lifespans[fw].startup(nursery)
+        for fw in list(frameworks):
+            try:
+                await lifespans[fw].startup(nursery)
+            except Exception as exc:
+                skipped[fw] = f"lifespan startup failed: {exc!r}"
+                frameworks.remove(fw)
         for scenario in scenarios:
             for fw in frameworks:
                 problem = await check(apps[fw], scenario, lifespans[fw].state)
@@ -235,6 +242,7 @@ async def measure(
 
         for fw in frameworks:
             await lifespans[fw].shutdown()
+        nursery.cancel_scope.cancel()  # a lifespan task that never started must not hang the run
     return samples, skipped
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Served benchmark: each app behind hypercorn's trio worker on loopback, under a load generator.
 
-Each round starts every framework's server in turn (the order rotating from round to round) on
-a free 127.0.0.1 port, checks that it answers every scenario right, then for each scenario runs a
-warm-up and a timed run of ``-d`` seconds with ``-c`` connections. The load generator is wrk when
-installed, else a trio + httpx client (which, being Python, is slower than the server: its
-figures only say whether anything is badly off). Requests/s ratios are paired within a round and
-their median across rounds is reported. Servers are killed when the run ends, however it ends.
+Each round starts one server per framework, each on a free 127.0.0.1 port; then for each
+scenario, framework after framework (the order rotating from round to round), it checks the
+answer and runs a warm-up and a timed run of ``-d`` seconds with ``-c`` connections. The load
+generator is wrk when installed, else a trio + httpx client (which, being Python, is slower than
+the server: its figures only say whether anything is badly off). Requests/s ratios are paired
+within a round and their median across rounds is reported. Servers are killed when the run ends,
+however it ends.
 
     python benchmarks/served.py -d 5 -r 3
     python benchmarks/served.py -f bare,starlette -s plaintext -d 2 -r 1 --json /tmp/served.json
@@ -15,6 +16,7 @@ On a machine with two CPUs or more the server is pinned to CPU 0 and the load ge
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -267,9 +269,16 @@ def measure(
 
     for round_index in range(args.rounds):
         shift = round_index % len(frameworks)
-        for fw in frameworks[shift:] + frameworks[:shift]:
-            with Server(fw, args.server_cpu, work_dir) as server:
-                for scenario in scenarios:
+        order = frameworks[shift:] + frameworks[:shift]
+        with contextlib.ExitStack() as stack:
+            # All servers of a round stay up (idle ones cost nothing), so the runs compared for a
+            # scenario follow each other within seconds.
+            servers = {
+                fw: stack.enter_context(Server(fw, args.server_cpu, work_dir)) for fw in order
+            }
+            for scenario in scenarios:
+                for fw in order:
+                    server = servers[fw]
                     problem = check(server.port, scenario)
                     if problem is not None:
                         skipped[f"{fw}/{scenario.name}"] = f"wrong response: {problem}"
@@ -284,12 +293,11 @@ def measure(
                     )
                     results[fw].setdefault(scenario.name, []).append(result)
                     print(
-                        f"   round {round_index + 1}/{args.rounds} {fw:9} {scenario.name:9} "
+                        f"   round {round_index + 1}/{args.rounds} {scenario.name:9} {fw:9} "
                         f"{result.rps:8.0f} req/s  p99 {result.p99_ms:6.1f} ms  "
                         f"server CPU {result.server_cpu:4.0%}  failures {result.failures}",
                         file=sys.stderr,
                     )
-            time.sleep(0.5)
     return results, skipped
 
 
