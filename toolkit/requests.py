@@ -12,7 +12,8 @@ from toolkit.exceptions import HTTPException
 from toolkit.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from toolkit.datastructures import URLPath
+    from toolkit.datastructures import FormData, URLPath
+    from toolkit.formparsers import AwaitableForm
 
 
 class ClientDisconnect(Exception):
@@ -247,6 +248,35 @@ class Request(HTTPConnection):
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise MalformedJSON(exc) from exc
         return self._json
+
+    def form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> AwaitableForm:
+        """The body parsed as a form, once and cached: ``await`` it, or ``async with`` it to
+        close its uploaded files at the end of the block. Limits: see docs/forms.md."""
+        from toolkit.formparsers import AwaitableForm
+
+        return AwaitableForm(self._parse_form(max_files, max_fields, max_part_size))
+
+    async def _parse_form(
+        self, max_files: int | float, max_fields: int | float, max_part_size: int
+    ) -> FormData:
+        if self._form is None:
+            from toolkit.formparsers import parse_form
+
+            self._form = await parse_form(
+                self.headers,
+                self.stream(),
+                max_files=max_files,
+                max_fields=max_fields,
+                max_part_size=max_part_size,
+            )
+        form: FormData = self._form
+        return form
 
     async def close(self) -> None:
         """Release what the request holds (uploaded files of a parsed form)."""
