@@ -116,6 +116,7 @@ class _Exchange:
         if not self.closed.is_set():
             message = await self.body.next_message()
             if message is not None:
+                await trio.lowlevel.checkpoint()  # the body may be in memory already
                 return message
             await self.closed.wait()
         if self.disconnect_delivered:
@@ -144,8 +145,10 @@ class _Exchange:
             }
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} in state {self.app_state!r}")
-        if not self.client_left:
-            # If the client leaves while the message waits, drop it, as a server does.
+        if self.client_left:
+            await trio.lowlevel.checkpoint()  # dropped, as a server does, but still a checkpoint
+        else:
+            # If the client leaves while the message waits, drop it too.
             with suppress(trio.BrokenResourceError):
                 await self.to_client.send(message)
         if self.app_state == "complete":
