@@ -1,0 +1,1 @@
+"""Tests of toolkit.middleware: the error layers every app is wrapped in."""
