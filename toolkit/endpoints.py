@@ -26,9 +26,10 @@ class HTTPEndpoint:
         self.scope = scope
         self.receive = receive
         self.send = send
-        self._allowed_methods = [
-            method for method in HTTP_METHODS if getattr(self, method.lower(), None) is not None
-        ]
+        defined = {method for method in HTTP_METHODS if getattr(self, method.lower(), None)}
+        if "GET" in defined:
+            defined.add("HEAD")  # served by ``get`` when there is no ``head``
+        self._allowed_methods = [method for method in HTTP_METHODS if method in defined]
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.dispatch().__await__()
