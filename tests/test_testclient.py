@@ -341,6 +341,14 @@ def test_sync_client_accepts_only_the_trio_backend_and_passes_its_options() -> N
     assert client.get("/").text == "slept"
 
 
+async def test_sync_client_refuses_to_block_a_trio_run() -> None:
+    client = TestClient(EchoApp())
+    with pytest.raises(RuntimeError, match="use AsyncTestClient"):
+        client.get("/")
+    with pytest.raises(RuntimeError, match="use AsyncTestClient"):
+        client.__enter__()
+
+
 def test_clients_are_not_collected_as_tests() -> None:
     assert TestClient.__test__ is False
     assert AsyncTestClient.__test__ is False

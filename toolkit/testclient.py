@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import httpx
+import trio
 from httpx._types import CookieTypes, HeaderTypes
 
 from toolkit.testing.lifespan import LifespanManager
@@ -19,6 +20,11 @@ from toolkit.types import ASGIApp
 __all__ = ["AsyncTestClient", "TestClient"]
 
 _Session = tuple[Portal, ASGITransport]
+
+
+def _refuse_inside_trio() -> None:
+    if trio.lowlevel.in_trio_run():
+        raise RuntimeError("TestClient blocks its thread: in an async test, use AsyncTestClient")
 
 
 def _with_user_agent(headers: HeaderTypes | None) -> httpx.Headers:
@@ -139,6 +145,7 @@ class TestClient(httpx.Client):
         )
 
     def __enter__(self) -> Self:
+        _refuse_inside_trio()
         with ExitStack() as stack:
             session = stack.enter_context(
                 start_portal(lambda: self._serve(lifespan=True), **self._run_options)
@@ -177,6 +184,7 @@ class TestClient(httpx.Client):
 
     @contextmanager
     def _open_session(self) -> Iterator[_Session]:
+        _refuse_inside_trio()
         if self._session is not None:
             yield self._session
         else:

@@ -394,3 +394,20 @@ async def test_an_error_in_the_block_propagates_unwrapped() -> None:
         async with open_client(app) as client:
             await client.get("/")
             raise KeyError("from the test")
+
+
+async def test_a_block_error_cancels_request_tasks() -> None:
+    cancelled = trio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send)
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    with trio.fail_after(1), pytest.raises(KeyError):
+        async with open_client(app) as client:
+            await client.get("/")
+            raise KeyError("from the test")
+    assert cancelled.is_set()

@@ -22,7 +22,8 @@ class LifespanManager:
     ``state`` is the dict the app fills in at startup (``scope["state"]``); give the same dict to
     the transport so each request sees a copy. An app that raises before ever calling ``receive``
     does not support lifespan: the block runs without it, as hypercorn does. A startup or shutdown
-    failure raises the app's own exception if it raised one, else :class:`LifespanFailure`.
+    failure raises the app's own exception if it raised one, else :class:`LifespanFailure`. If the
+    block raises, shutdown is skipped and the app cancelled, as trio cancels a failed nursery.
     """
 
     def __init__(

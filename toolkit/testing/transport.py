@@ -254,7 +254,13 @@ class ASGITransport(httpx.AsyncBaseTransport):
     Use it inside ``async with``: that opens the nursery the app's request tasks run in. A request
     returns as soon as the response has started; the body streams after. A task still running
     after its response (background work) does not hold the response back; ``wait_idle()`` joins
-    such tasks, and leaving ``async with`` waits for them, as a server drains at shutdown.
+    such tasks, and leaving ``async with`` waits for them, as a server drains at shutdown (if the
+    block raised, they are cancelled instead; a response still open is a client that left).
+
+    Disconnects, as hypercorn: once the body is read, ``receive()`` waits for the response to end
+    or the client to leave (closing a stream early, or cancelling the request), then returns
+    ``http.disconnect``, exactly once; a further ``receive()`` blocks. After a disconnect,
+    ``send()`` drops messages without error.
 
     App errors: with ``raise_app_exceptions`` (the default) an error before the response starts is
     raised by the request, an error mid-body by the body read, and an error after the response
