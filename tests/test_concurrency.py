@@ -97,7 +97,8 @@ async def test_iterate_in_thread_yields_every_item_from_worker_threads() -> None
 
 async def test_iterate_in_thread_accepts_plain_iterables() -> None:
     assert [item async for item in iterate_in_thread(["a", "b"])] == ["a", "b"]
-    assert [item async for item in iterate_in_thread([])] == []
+    nothing: list[str] = []
+    assert [item async for item in iterate_in_thread(nothing)] == []
 
 
 async def test_iterate_in_thread_respects_the_limiter() -> None:
@@ -141,7 +142,7 @@ async def test_iterate_in_thread_closes_the_generator_even_when_cancelled() -> N
 
     trio_thread = threading.get_ident()
     with trio.move_on_after(0.01) as cancel_scope:
-        async with aclosing(iterate_in_thread(numbers())) as chunks:
+        async with aclosing(iterate_in_thread(numbers())) as chunks:  # type: ignore[type-var]
             async for _ in chunks:
                 await trio.sleep_forever()
     assert cancel_scope.cancelled_caught

@@ -142,7 +142,7 @@ async def test_unhandled_error_still_propagates(open_client: OpenClient) -> None
 
 async def test_the_500_is_sent_before_the_error_propagates() -> None:
     peer = Recorder()
-    scope = http_scope() | {"path": "/boom", "raw_path": b"/boom"}
+    scope = {**http_scope(), "path": "/boom", "raw_path": b"/boom"}
     with pytest.raises(Boom):
         await ServerErrorMiddleware(boom_app().router)(scope, peer.receive, peer.send)
     assert peer.types == ["http.response.start", "http.response.body"]
