@@ -457,6 +457,8 @@ class Mount(BaseRoute):
         return Match.FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if any(key not in path_params for key in self.param_convertors if key != "path"):
+            raise NoMatchFound(name, path_params)  # never a URL with "{param}" left in it
         if self.name is not None and name == self.name and "path" in path_params:
             # A URL to a path inside the mounted app, e.g. a static file.
             path_params["path"] = path_params["path"].lstrip("/")
@@ -527,6 +529,8 @@ class Host(BaseRoute):
         return Match.FULL, {"path_params": path_params, "endpoint": self.app}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if any(key not in path_params for key in self.param_convertors):
+            raise NoMatchFound(name, path_params)  # never a host with "{param}" left in it
         if self.name is not None and name == self.name and "path" in path_params:
             path = path_params.pop("path")
             host, remaining_params = replace_params(
