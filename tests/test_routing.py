@@ -373,6 +373,7 @@ def url_app() -> App:
             Mount("/api", name="api", routes=[Mount("/users", name="users", routes=users)]),
             Mount("/static", app=scope_paths, name="static"),
             Mount("/plain", routes=[Route("/thing", url_for("home"), name="thing")]),
+            Mount("/orgs/{org}", name="orgs", routes=[Route("/{repo}", text(""), name="repo")]),
             Host(
                 "{sub}.example.org",
                 name="site",
@@ -391,6 +392,8 @@ def test_url_path_for_through_mounts_and_hosts() -> None:
     assert app.url_path_for("static", path="/css/a.css") == "/static/css/a.css"
     # An unnamed mount adds no namespace.
     assert app.url_path_for("thing") == "/plain/thing"
+    assert app.url_path_for("orgs:repo", org="acme", repo="web") == "/orgs/acme/web"
+    assert app.url_path_for("orgs", org="acme", path="/x") == "/orgs/acme/x"
     url = app.url_path_for("site:page", sub="docs")
     assert (url, url.host) == ("/page", "docs.example.org")
 
@@ -403,6 +406,9 @@ def test_url_path_for_through_mounts_and_hosts() -> None:
         ("api:users:detail", {}),
         ("api:users:detail", {"id": 1, "other": 2}),
         ("users:detail", {"id": 1}),
+        ("site:page", {}),
+        ("orgs:repo", {"repo": "web"}),
+        ("orgs", {"path": "/x"}),
     ],
 )
 def test_url_path_for_raises_no_match_found(name: str, path_params: dict[str, Any]) -> None:
