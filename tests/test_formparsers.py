@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
@@ -362,3 +364,28 @@ def test_multipart_exception_is_an_http_exception() -> None:
     error = MultiPartException("nope", 413)
     assert isinstance(error, HTTPException)
     assert (error.status_code, error.detail, error.message) == (413, "nope", "nope")
+
+
+async def test_example_upload_saves_safely(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from examples import upload
+
+    store = tmp_path / "uploads"
+    monkeypatch.setattr(upload, "UPLOAD_DIR", store)
+    monkeypatch.setattr(upload, "uploaded", {})
+    sent_name = "../../<b>evil</b>.txt"
+    async with AsyncTestClient(upload.app) as http:
+        saved = await http.post(
+            "/upload",
+            data={"description": "test"},
+            files={"file": (sent_name, b"payload")},
+            follow_redirects=False,
+        )
+        page = await http.get("/")
+        no_file = await http.post("/upload", data={"description": "no file"})
+    assert saved.status_code == 303
+    (stored,) = store.iterdir()
+    assert stored.read_bytes() == b"payload"
+    assert re.fullmatch(r"[0-9a-f]{32}", stored.name)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["uploads"]
+    assert "../../&lt;b&gt;evil&lt;/b&gt;.txt" in page.text and "<b>" not in page.text
+    assert no_file.status_code == 400

@@ -232,3 +232,21 @@ async def test_response_alone_stops_on_disconnect() -> None:
     assert sent[1]["body"] == b"data: tick\n\n"
     # Nothing is sent to a client that has gone.
     assert all(message.get("more_body") for message in sent[1:])
+
+
+async def test_example_clock_resumes_after_last_event_id(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from examples.clock_sse import app
+
+    async with AsyncTestClient(app) as http:
+        page = await http.get("/")
+        assert 'new EventSource("/clock")' in page.text
+        headers = {"last-event-id": "41"}
+        async with http.stream("GET", "/clock", headers=headers) as response:
+            lines = response.aiter_lines()
+            assert await anext(lines) == "id: 42"
+            assert await anext(lines) == "event: tick"
+            assert (await anext(lines)).startswith('data: {"time":')
+            assert await anext(lines) == ""
+            assert await anext(lines) == "id: 43"

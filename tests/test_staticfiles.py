@@ -297,3 +297,17 @@ async def test_websocket_is_closed(site: Path) -> None:
 
     await StaticFiles(directory=site)({"type": "websocket"}, None, send)  # type: ignore[arg-type]
     assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
+
+
+async def test_example_static_site() -> None:
+    from examples.static_site.app import app
+
+    async with AsyncTestClient(app) as http:
+        home = await http.get("/")
+        about = await http.get("/about")
+        missing = await http.get("/missing.html")
+        css = await http.get("/style.css")
+    assert home.status_code == 200 and "Hello from a static site" in home.text
+    assert about.url.path == "/about/" and "<h1>About</h1>" in about.text
+    assert missing.status_code == 404 and "Nothing here" in missing.text
+    assert css.headers["content-type"] == "text/css; charset=utf-8"
