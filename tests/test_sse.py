@@ -199,7 +199,7 @@ async def test_wait_for_disconnect_skips_body_messages() -> None:
     async def receive() -> Message:
         return messages.pop(0)
 
-    await wait_for_disconnect(receive)
+    await wait_for_disconnect({"type": "http"}, receive)
     assert messages == []
 
 

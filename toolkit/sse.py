@@ -105,11 +105,11 @@ def encode_event(item: ServerSentEvent | str | bytes | Mapping[str, Any] | list[
     return ServerSentEvent(item).encode()
 
 
-async def wait_for_disconnect(receive: Receive) -> None:
-    """Return once the client has gone away, discarding any request body left unread.
+async def wait_for_disconnect(scope: Scope, receive: Receive) -> None:
+    """Return once the client of ``scope`` has gone away, discarding any unread request body.
 
-    This is where a stream learns that its client left. It reads ``receive`` itself; where a
-    request scope already cancels the response on disconnect, only this needs to change.
+    The one place a stream learns that its client left. It reads ``receive`` itself; where the
+    request scope already watches for the disconnect, only this function needs to change.
     """
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -192,7 +192,7 @@ class EventSourceResponse(Response):
 
         async def cancel_on_disconnect(cancel_scope: trio.CancelScope) -> None:
             nonlocal client_gone
-            await wait_for_disconnect(receive)
+            await wait_for_disconnect(scope, receive)
             client_gone = True
             cancel_scope.cancel()
 
