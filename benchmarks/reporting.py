@@ -5,7 +5,7 @@ import platform
 import subprocess
 import sys
 import time
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ DISTRIBUTIONS = ["toolkit", "starlette", "anyio", "trio", "hypercorn", "h11", "h
 
 
 def describe_environment() -> dict[str, Any]:
-    """Date, command, interpreter, CPUs, load average, package versions and toolkit's commit."""
+    """Date, command, interpreter, CPUs, load average, versions, and which toolkit was measured."""
     versions = {}
     for name in DISTRIBUTIONS:
         try:
@@ -27,6 +27,7 @@ def describe_environment() -> dict[str, Any]:
         text=True,
         check=False,
     ).stdout.strip()
+    toolkit = util.find_spec("toolkit")
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "command": " ".join(["python", *sys.argv]),
@@ -36,6 +37,7 @@ def describe_environment() -> dict[str, Any]:
         "loadavg": " ".join(f"{load:.2f}" for load in os.getloadavg()),
         "versions": versions,
         "commit": commit or None,
+        "toolkit_path": toolkit.origin if toolkit else None,
     }
 
 
