@@ -11,7 +11,7 @@ from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.types import Receive, Scope, Send
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY")
 
 
 class HTTPEndpoint:
@@ -41,7 +41,9 @@ class HTTPEndpoint:
             if request.method == "HEAD" and not hasattr(self, "head")
             else request.method.lower()
         )
-        handler: Any = getattr(self, name, self.method_not_allowed)
+        # Only verbs are looked up: a method named "SEND" must not reach ``self.send``.
+        allowed = request.method in self._allowed_methods
+        handler: Any = getattr(self, name) if allowed else self.method_not_allowed
         if is_async_callable(handler):
             response: Response = await handler(request)
         else:
