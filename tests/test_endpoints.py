@@ -74,6 +74,24 @@ async def test_unknown_verb_is_405_with_allow(open_client: OpenClient) -> None:
             assert response.headers["allow"] == "GET, HEAD, POST, DELETE"
 
 
+async def test_methods_named_like_attributes_are_405_not_500(open_client: OpenClient) -> None:
+    async with open_client(items_app()) as client:
+        for method in ("DISPATCH", "SEND", "RECEIVE", "__INIT__", "METHOD_NOT_ALLOWED"):
+            response = await client.request(method, "/items")
+            assert response.status_code == 405, method
+
+
+class Query(HTTPEndpoint):
+    async def query(self, request: Request) -> Response:
+        return PlainTextResponse(f"query {(await request.body()).decode()}")
+
+
+async def test_query_verb_is_dispatched(open_client: OpenClient) -> None:
+    async with open_client(App(routes=[Route("/", Query)])) as client:
+        assert (await client.request("QUERY", "/", content=b"q")).text == "query q"
+        assert (await client.get("/")).headers["allow"] == "QUERY"
+
+
 async def test_405_outside_an_app_is_answered_by_the_endpoint(open_client: OpenClient) -> None:
     async with open_client(Router(routes=[Route("/", WithHead)])) as client:
         response = await client.post("/")
