@@ -1,36 +1,65 @@
 """``App``: where a request enters toolkit. Starlette's ``Starlette``, on trio.
 
-The app wraps its router in a middleware stack, built once on the first call:
+Each HTTP request gets a ``RequestScope`` (cancel scope, receiver, children,
+background tasks; see toolkit/request_scope.py), inside which the app's
+middleware stack runs. The stack is built once, on the first call:
 
     ServerErrorMiddleware      500s and the debug page (outermost, always)
     user middleware            the ``middleware=`` list, first outermost
     ExceptionMiddleware        HTTPException and registered handlers
     Router                     routes -> endpoint -> response
+
+``lifespan`` scopes run the user's lifespan around the app's task nursery
+(toolkit/lifespan.py, toolkit/app_tasks.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, ParamSpec
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import trio
 
+from toolkit.app_tasks import AppTasks, TaskErrorHandler
+from toolkit.background import run_background
 from toolkit.concurrency import DEFAULT_THREAD_LIMIT
 from toolkit.datastructures import State, URLPath
+from toolkit.exceptions import HTTPException
+from toolkit.lifespan import run_lifespan
 from toolkit.middleware import Middleware, _MiddlewareFactory
 from toolkit.middleware.errors import ServerErrorMiddleware
 from toolkit.middleware.exceptions import ExceptionMiddleware
+from toolkit.request_scope import SCOPE_KEY, RequestScope
 from toolkit.routing import BaseRoute, Router
 from toolkit.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
 
-P = ParamSpec("P")
+logger = logging.getLogger("toolkit")
+
+#: Default request body limit: 16 MiB.
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+#: Default time for a request body to arrive, from the first read: 60 s.
+DEFAULT_BODY_TIMEOUT = 60.0
+#: Default grace for app tasks at shutdown: 10 s.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
 
 class App:
     """A toolkit application: routes, middleware, exception handlers and a lifespan.
 
-    ``thread_limit`` caps how many worker threads sync endpoints, sync
-    background tasks and sync iterators of this app use at once.
+    Beyond Starlette's arguments (all keyword-only; routes may override the
+    first four, see ``Route``):
+
+    - ``cancel_on_disconnect``: cancel a handler whose client went away
+      before its response was complete;
+    - ``request_timeout``: seconds before a request is cancelled (504 if
+      nothing was sent yet); ``None``, no limit;
+    - ``max_body_size``: request body limit in bytes (413); ``None``, none;
+    - ``body_timeout``: seconds for the body to arrive once read (408);
+    - ``on_task_error(exc, description)``: called, after logging, for every
+      failed background or app task;
+    - ``shutdown_timeout``: seconds app tasks get at shutdown before cancellation;
+    - ``thread_limit``: worker threads this app's sync code may use at once.
     """
 
     def __init__(
@@ -41,6 +70,12 @@ class App:
         exception_handlers: Mapping[Any, ExceptionHandler] | None = None,
         lifespan: Lifespan[App] | None = None,
         *,
+        cancel_on_disconnect: bool = True,
+        request_timeout: float | None = None,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+        on_task_error: TaskErrorHandler | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         thread_limit: int = DEFAULT_THREAD_LIMIT,
     ) -> None:
         self.debug = debug
@@ -50,6 +85,14 @@ class App:
         self.user_middleware: list[Middleware] = list(middleware or ())
         self.middleware_stack: ASGIApp | None = None
         self.thread_limiter = trio.CapacityLimiter(thread_limit)
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.request_timeout = request_timeout
+        self.max_body_size = max_body_size
+        self.body_timeout = body_timeout
+        self.on_task_error = on_task_error
+        self.shutdown_timeout = shutdown_timeout
+        self.tasks = AppTasks(on_task_error)
+        self._exceptions: ExceptionMiddleware | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         """Wrap the router in the error layers and the user's middleware."""
@@ -69,6 +112,8 @@ class App:
         app: ASGIApp = self.router.middleware_stack
         for cls, args, kwargs in reversed(middleware):
             app = cls(app, *args, **kwargs)
+            if isinstance(app, ExceptionMiddleware):
+                self._exceptions = app
         return app
 
     @property
@@ -83,7 +128,78 @@ class App:
         stack = self.middleware_stack
         if stack is None:
             stack = self.middleware_stack = self.build_middleware_stack()
-        await stack(scope, receive, send)
+        scope_type = scope["type"]
+        if scope_type == "http":
+            await self._handle_request(stack, scope, receive, send)
+        elif scope_type == "lifespan":
+            await run_lifespan(
+                self,
+                self.router.lifespan_context,
+                scope,
+                receive,
+                send,
+                tasks=self.tasks,
+                shutdown_timeout=self.shutdown_timeout,
+            )
+        else:
+            await stack(scope, receive, send)
+
+    async def _handle_request(
+        self, stack: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """One HTTP request, from its scope opening to its last background task."""
+        request_scope = RequestScope(
+            scope,
+            receive,
+            send,
+            self.request_timeout,
+            self.cancel_on_disconnect,
+            self.max_body_size,
+            self.body_timeout,
+        )
+        scope[SCOPE_KEY] = request_scope
+        try:
+            await request_scope.run(stack(scope, request_scope.receiver, request_scope.send))
+            if request_scope.deadline_passed:
+                await self._deadline_passed(scope, request_scope)
+        finally:
+            await request_scope.close()
+        if request_scope.background is not None:
+            await run_background(request_scope.background, self.thread_limiter, self.on_task_error)
+
+    async def _deadline_passed(self, scope: Scope, request_scope: RequestScope) -> None:
+        """504 through the exception handlers, or a clean end to a response already started."""
+        method, path = scope["method"], scope["path"]
+        if request_scope.response_started:
+            logger.warning("Deadline passed while streaming %s %s; response ended", method, path)
+            if not request_scope.response_complete:
+                try:
+                    await request_scope.send({"type": "http.response.body", "body": b""})
+                except Exception:
+                    logger.debug("Could not end the response cleanly", exc_info=True)
+            return
+        logger.warning("Deadline passed for %s %s; answering 504", method, path)
+        exc = HTTPException(504)
+        assert self._exceptions is not None
+        await self._exceptions.respond(exc, scope, request_scope.receiver, request_scope.send)
+
+    # -- app-scoped tasks
+
+    def start_soon(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
+    ) -> None:
+        """Run ``async_fn(*args)`` in the app's nursery: it may outlive the request.
+
+        Failures are logged and passed to ``on_task_error``; at shutdown the
+        task gets ``shutdown_timeout`` seconds, then is cancelled.
+        """
+        self.tasks.start_soon(async_fn, *args, name=name)
+
+    async def start(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
+    ) -> Any:
+        """Start an app task; return the value it passes to ``task_status.started()``."""
+        return await self.tasks.start(async_fn, *args, name=name)
 
     def add_middleware(
         self, middleware_class: _MiddlewareFactory | type[Any], *args: Any, **kwargs: Any

@@ -6,7 +6,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, ParamSpec
 
-from toolkit.concurrency import is_async_callable, run_in_thread
+import trio
+
+from toolkit.app_tasks import TaskErrorHandler, report_task_error
+from toolkit.concurrency import current_thread_limiter, is_async_callable, run_in_thread
 
 P = ParamSpec("P")
 
@@ -37,7 +40,12 @@ class BackgroundTask:
 
 
 class BackgroundTasks(BackgroundTask):
-    """Several background tasks, run one after another in the order added."""
+    """Several background tasks, run one after another in the order added.
+
+    Under toolkit's router every task runs even if an earlier one fails (each
+    failure is logged and reported); called directly, the first failure stops
+    the rest, as in Starlette.
+    """
 
     def __init__(self, tasks: Sequence[BackgroundTask] | None = None) -> None:
         self.tasks = list(tasks) if tasks else []
@@ -52,3 +60,24 @@ class BackgroundTasks(BackgroundTask):
     async def __call__(self) -> None:
         for task in self.tasks:
             await task()
+
+
+async def run_background(
+    tasks: Sequence[BackgroundTask],
+    limiter: trio.CapacityLimiter | None,
+    on_task_error: TaskErrorHandler | None,
+) -> None:
+    """Run responses' background tasks one by one; a failure is reported and the rest still run.
+
+    Sync tasks share the app's thread ``limiter``.
+    """
+    token = current_thread_limiter.set(limiter)
+    try:
+        for task in tasks:
+            for single in task.tasks if isinstance(task, BackgroundTasks) else (task,):
+                try:
+                    await single()
+                except Exception as exc:
+                    await report_task_error(exc, f"Background task {single.name!r}", on_task_error)
+    finally:
+        current_thread_limiter.reset(token)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack
 from http import cookies as http_cookies
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import trio
+
 from toolkit.datastructures import URL, Address, Headers, QueryParams, State
 from toolkit.exceptions import HTTPException
+from toolkit.request_scope import SCOPE_KEY, RequestNursery, RequestScope
 from toolkit.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -283,12 +288,45 @@ class Request(HTTPConnection):
         if self._form is not None:
             await self._form.close()
 
+    # -- the request scope (see toolkit/request_scope.py and docs/concurrency.md)
+
+    @property
+    def _request_scope(self) -> RequestScope:
+        request_scope: RequestScope | None = self.scope.get(SCOPE_KEY)
+        if request_scope is None:
+            raise RuntimeError("This needs the request to be served by a toolkit App.")
+        return request_scope
+
+    @property
+    def nursery(self) -> RequestNursery:
+        """Start child tasks here: they are joined (or cancelled) before the request ends."""
+        return self._request_scope.nursery
+
+    @property
+    def deadline(self) -> float:
+        """The trio time at which this request is cancelled (``math.inf`` when unlimited)."""
+        request_scope: RequestScope | None = self.scope.get(SCOPE_KEY)
+        return math.inf if request_scope is None else request_scope.deadline
+
+    @property
+    def exit_stack(self) -> AsyncExitStack:
+        """Resources that must live until the last byte is sent, closed before background tasks."""
+        return self._request_scope.exit_stack
+
     async def is_disconnected(self) -> bool:
-        """Whether the client has gone away, without blocking and without reading the body."""
-        disconnected = getattr(self._receive, "is_disconnected", None)
-        if disconnected is None:
+        """Whether the client is known to have gone away; never blocks, never reads the body."""
+        request_scope: RequestScope | None = self.scope.get(SCOPE_KEY)
+        if request_scope is None:
             return False
-        return bool(disconnected())
+        if not request_scope.receiver.disconnected:
+            # Make sure someone is watching, then let it look.
+            request_scope.companion().watch()
+            await trio.lowlevel.checkpoint()
+        return request_scope.receiver.disconnected
+
+    async def wait_disconnected(self) -> None:
+        """Return once the client has gone away."""
+        await self._request_scope.wait_disconnected()
 
     async def send_push_promise(self, path: str) -> None:
         """Ask the server to push ``path`` (HTTP/2 only; ignored where unsupported)."""

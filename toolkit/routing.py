@@ -12,7 +12,6 @@ import enum
 import functools
 import inspect
 import re
-import traceback
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -25,11 +24,15 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
+import trio
+
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
 from toolkit.convertors import CONVERTOR_TYPES, Convertor
 from toolkit.datastructures import URL, Headers, URLPath
 from toolkit.exceptions import HTTPException
+from toolkit.lifespan import run_lifespan
 from toolkit.middleware import Middleware
+from toolkit.request_scope import SCOPE_KEY, UNSET, RequestScope
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, RedirectResponse, Response
 from toolkit.types import ASGIApp, Lifespan, Receive, Scope, Send
@@ -68,25 +71,41 @@ def get_route_path(scope: Scope) -> str:
 
 
 def request_response(func: Callable[[Request], Awaitable[Response] | Response]) -> ASGIApp:
-    """Wrap ``endpoint(request) -> response`` as an ASGI app; sync endpoints run in a thread."""
+    """Wrap ``endpoint(request) -> response`` as an ASGI app; sync endpoints run in a thread.
+
+    Inside an ``App``, the request scope joins ``request.nursery``'s children
+    once the response is sent, and runs the response's background tasks
+    after the request scope has closed.
+    """
     if is_async_callable(func):
         async_endpoint: Callable[[Request], Awaitable[Response]] = func  # type: ignore[assignment]
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            request = Request(scope, receive, send)
-            response = await async_endpoint(request)
-            await response(scope, receive, send)
-
     else:
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            request = Request(scope, receive, send)
-            response: Response = await run_in_thread(
-                func,  # type: ignore[arg-type]
-                request,
-                limiter=app_thread_limiter(scope),
+        async def async_endpoint(request: Request) -> Response:
+            sync_endpoint: Callable[[Request], Response] = func  # type: ignore[assignment]
+            response = await run_in_thread(
+                sync_endpoint, request, limiter=app_thread_limiter(request.scope)
             )
+            return response
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        request_scope: RequestScope | None = scope.get(SCOPE_KEY)
+        if request_scope is None:
+            response = await async_endpoint(request)
             await response(scope, receive, send)
+            return
+        try:
+            response = await async_endpoint(request)
+            await response.send_response(scope, receive, send)
+        finally:
+            await request_scope.join_children()
+            if request._form is not None:
+                # Uploaded files are closed (and their temp files removed) whatever happened.
+                with trio.CancelScope(shield=True):
+                    await request.close()
+        if response.background is not None:
+            request_scope.defer(response.background)
 
     return app
 
@@ -193,6 +212,26 @@ def _convert_params(
     return params
 
 
+# ------------------------------------------------------------------------- request scope options
+
+ScopeOptions = tuple[Any, Any, Any]
+
+
+def _scope_options(
+    timeout: Any, cancel_on_disconnect: Any, max_body_size: Any
+) -> ScopeOptions | None:
+    """A route's overrides of the app's request settings, or ``None`` if it has none."""
+    if timeout is UNSET and cancel_on_disconnect is UNSET and max_body_size is UNSET:
+        return None
+    return (timeout, cancel_on_disconnect, max_body_size)
+
+
+def _apply_scope_options(scope: Scope, options: ScopeOptions) -> None:
+    request_scope: RequestScope | None = scope.get(SCOPE_KEY)
+    if request_scope is not None:
+        request_scope.apply_route_options(*options)
+
+
 # ----------------------------------------------------------------------------- routes
 
 
@@ -244,6 +283,10 @@ class Route(BaseRoute):
     ``endpoint`` is a function or method taking the request and returning a
     response (sync ones run in a worker thread), or any ASGI app such as an
     ``HTTPEndpoint`` class.
+
+    ``timeout`` (seconds, ``None`` for no limit), ``cancel_on_disconnect``
+    and ``max_body_size`` (bytes, ``None`` for no limit) override the app's
+    settings for this route; left out, the app's apply.
     """
 
     def __init__(
@@ -255,6 +298,9 @@ class Route(BaseRoute):
         name: str | None = None,
         include_in_schema: bool = True,
         middleware: Sequence[Middleware] | None = None,
+        timeout: float | None = UNSET,
+        cancel_on_disconnect: bool = UNSET,
+        max_body_size: int | None = UNSET,
     ) -> None:
         assert path.startswith("/"), "Routed paths must start with '/'"
         self.path = path
@@ -280,6 +326,7 @@ class Route(BaseRoute):
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
         # A path without parameters is compared as a string, without the regex.
         self._static_path = None if self.param_convertors else path
+        self.scope_options = _scope_options(timeout, cancel_on_disconnect, max_body_size)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -323,6 +370,8 @@ class Route(BaseRoute):
             response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
             await response(scope, receive, send)
             return
+        if self.scope_options is not None:
+            _apply_scope_options(scope, self.scope_options)
         await self.app(scope, receive, send)
 
     def _index_key(self) -> str | None:
@@ -413,6 +462,9 @@ class Mount(BaseRoute):
         name: str | None = None,
         *,
         middleware: Sequence[Middleware] | None = None,
+        timeout: float | None = UNSET,
+        cancel_on_disconnect: bool = UNSET,
+        max_body_size: int | None = UNSET,
     ) -> None:
         assert path == "" or path.startswith("/"), "Routed paths must start with '/'"
         assert app is not None or routes is not None, (
@@ -428,6 +480,7 @@ class Mount(BaseRoute):
         self.path_regex, self.path_format, self.param_convertors = compile_path(
             self.path + "/{path:path}"
         )
+        self.scope_options = _scope_options(timeout, cancel_on_disconnect, max_body_size)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -485,6 +538,8 @@ class Mount(BaseRoute):
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.scope_options is not None:
+            _apply_scope_options(scope, self.scope_options)
         await self.app(scope, receive, send)
 
     def _index_key(self) -> str | None:
@@ -698,29 +753,7 @@ class Router:
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the lifespan context across ``lifespan.startup`` .. ``lifespan.shutdown``."""
-        started = False
-        app: Any = scope.get("app")
-        await receive()
-        try:
-            async with self.lifespan_context(app) as maybe_state:
-                if maybe_state is not None:
-                    if "state" not in scope:
-                        raise RuntimeError(
-                            'The server does not support "state" in the lifespan scope.'
-                        )
-                    scope["state"].update(maybe_state)
-                await send({"type": "lifespan.startup.complete"})
-                started = True
-                await receive()
-        except BaseException:
-            exc_text = traceback.format_exc()
-            if started:
-                await send({"type": "lifespan.shutdown.failed", "message": exc_text})
-            else:
-                await send({"type": "lifespan.startup.failed", "message": exc_text})
-            raise
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
+        await run_lifespan(scope.get("app"), self.lifespan_context, scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.middleware_stack(scope, receive, send)

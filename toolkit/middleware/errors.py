@@ -16,9 +16,10 @@ import traceback
 from typing import Any
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
+from toolkit.request_scope import ResponseTracker
 from toolkit.requests import ClientDisconnect, Request
 from toolkit.responses import HTMLResponse, PlainTextResponse, Response
-from toolkit.types import ASGIApp, Message, Receive, Scope, Send
+from toolkit.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("toolkit")
 
@@ -65,20 +66,13 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        response_started = False
-
-        async def sender(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracker = ResponseTracker(scope, send)
         try:
-            await self.app(scope, receive, sender)
+            await self.app(scope, receive, tracker.send)
         except ClientDisconnect:
             logger.debug("Client disconnected during %s %s", scope["method"], scope["path"])
         except Exception as exc:
-            if not response_started:
+            if not tracker.started:
                 request = Request(scope, receive, send)
                 if self.debug:
                     response = self.debug_response(request, exc)

@@ -8,9 +8,10 @@ from typing import Any
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
 from toolkit.exceptions import HTTPException, WebSocketException
+from toolkit.request_scope import ResponseTracker
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
-from toolkit.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from toolkit.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 logger = logging.getLogger("toolkit")
 
@@ -65,21 +66,14 @@ class ExceptionMiddleware:
             await self.app(scope, receive, send)
             return
 
-        response_started = False
-
-        async def sender(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracker = ResponseTracker(scope, send)
         try:
-            await self.app(scope, receive, sender)
+            await self.app(scope, receive, tracker.send)
         except Exception as exc:
             handler = self.lookup_handler(exc)
             if handler is None:
                 raise
-            if response_started:
+            if tracker.started:
                 raise RuntimeError(
                     "Caught handled exception, but response already started."
                 ) from exc
@@ -90,6 +84,12 @@ class ExceptionMiddleware:
 
                 websocket_handler: Any = handler
                 await websocket_handler(WebSocket(scope, receive=receive, send=send), exc)
+
+    async def respond(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer ``exc`` with its handler; used by the app for a request's deadline (504)."""
+        handler = self.lookup_handler(exc)
+        assert handler is not None, "HTTPException always has a handler"
+        await self._respond(handler, exc, scope, receive, send)
 
     async def _respond(
         self, handler: ExceptionHandler, exc: Exception, scope: Scope, receive: Receive, send: Send

@@ -1,0 +1,443 @@
+"""The request scope: what one HTTP request owns, and when each part ends.
+
+``App`` opens one ``RequestScope`` per HTTP request (see docs/concurrency.md):
+
+- a **cancel scope** around the whole middleware stack: cancelled when the
+  client disconnects before the response is complete (unless opted out) and
+  when the request's deadline passes;
+- the **receiver** (``toolkit.receiver``): the only reader of the request;
+- **``request.nursery``**: child tasks joined (or cancelled) before the
+  request ends; a failing child fails the request like the handler would;
+- an **exit stack** closed after the last byte is sent;
+- the **background tasks** of the response, run after all of that, outside
+  the cancel scope.
+
+To keep the common request cheap, the task that watches for a disconnect is
+only started once the request actually blocks (a request that never waits
+cannot be cancelled anyway), and it shares one helper task with
+``request.nursery``: the *companion*, started on first need.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import types
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from toolkit.receiver import RequestReceiver
+from toolkit.types import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from toolkit.background import BackgroundTask
+
+logger = logging.getLogger("toolkit")
+
+T = TypeVar("T")
+
+SCOPE_KEY = "toolkit.request_scope"
+
+AsyncFn = Callable[..., Awaitable[object]]
+
+
+class _Unset:
+    """The value of a route option that was not given (``None`` means "no limit")."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+class RequestScope:
+    """Owns one HTTP request's cancel scope, receiver, children, exit stack and background."""
+
+    __slots__ = (
+        "_companion",
+        "_exit_stack",
+        "_send",
+        "background",
+        "cancel_on_disconnect",
+        "cancel_reason",
+        "cancel_scope",
+        "receiver",
+        "response_complete",
+        "response_started",
+        "scope",
+        "start_time",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        timeout: float | None,
+        cancel_on_disconnect: bool,
+        max_body_size: int | None,
+        body_timeout: float | None,
+    ) -> None:
+        self.scope = scope
+        self._send = send
+        self.receiver = RequestReceiver(receive, self, max_body_size, body_timeout)
+        self.cancel_scope = trio.CancelScope()
+        self.start_time = math.nan
+        if timeout is not None:
+            self.start_time = trio.current_time()
+            self.cancel_scope.deadline = self.start_time + timeout
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.cancel_reason: str | None = None
+        self.response_started = False
+        self.response_complete = False
+        self.background: list[BackgroundTask] | None = None
+        self._companion: _Companion | None = None
+        self._exit_stack: AsyncExitStack | None = None
+
+    # -- sending
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``: records how far the response has got."""
+        message_type = message["type"]
+        if message_type == "http.response.body":
+            if not message.get("more_body", False):
+                # Mark before sending: the server answers the last byte with an
+                # immediate http.disconnect, which must not cancel anything.
+                self.response_complete = True
+        elif message_type == "http.response.start":
+            self.response_started = True
+        await self._send(message)
+
+    # -- options a route or mount applies once matched
+
+    def apply_route_options(
+        self, timeout: Any, cancel_on_disconnect: Any, max_body_size: Any
+    ) -> None:
+        """Override the app's settings with a route's (``UNSET`` keeps the app's)."""
+        if timeout is not UNSET:
+            self.deadline = math.inf if timeout is None else self._started() + timeout
+        if cancel_on_disconnect is not UNSET:
+            self.cancel_on_disconnect = cancel_on_disconnect
+        if max_body_size is not UNSET:
+            self.receiver.max_body_size = max_body_size
+            if self.receiver.received_bytes == 0:
+                content_length = _header(self.scope, b"content-length")
+                self.receiver.check_declared_length(content_length)
+
+    def _started(self) -> float:
+        if math.isnan(self.start_time):
+            # Without an app-level timeout the start was not read; now is close enough.
+            self.start_time = trio.current_time()
+        return self.start_time
+
+    @property
+    def deadline(self) -> float:
+        """The absolute trio time at which the request is cancelled (``inf``: never)."""
+        return self.cancel_scope.deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self.cancel_scope.deadline = value
+        if self._companion is not None:
+            self._companion.cancel_scope.deadline = value
+
+    # -- cancellation
+
+    def client_disconnected(self) -> None:
+        """The receiver saw the client leave: cancel, unless the response is already complete."""
+        if self.response_complete:
+            return
+        method, path = self.scope.get("method"), self.scope.get("path")
+        if self.cancel_on_disconnect:
+            logger.debug("Client disconnected; cancelling %s %s", method, path)
+            self.cancel("client disconnected")
+        else:
+            logger.debug("Client disconnected during %s %s; handler continues", method, path)
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the request: the handler, its response and its children."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.cancel_scope.cancel()
+        if self._companion is not None:
+            self._companion.cancel_scope.cancel()
+
+    @property
+    def deadline_passed(self) -> bool:
+        """Whether the request was cancelled by its deadline (not by a disconnect or a child)."""
+        return self.cancel_reason is None and self.cancel_scope.cancelled_caught
+
+    # -- running the app
+
+    async def run(self, app_call: Awaitable[None]) -> None:
+        """Run the app inside the cancel scope; start the watcher once the app blocks.
+
+        With no deadline and no cancel-on-disconnect there is nothing to
+        cancel, and the app runs without a cancel scope at all.
+        """
+        if self.cancel_on_disconnect or self.cancel_scope.deadline != math.inf:
+            with self.cancel_scope:
+                await _run_until_blocked(app_call, self._on_block)
+        else:
+            await app_call
+
+    def _on_block(self) -> None:
+        """The app is about to wait for something: from now on, watch for a disconnect."""
+        if self.cancel_on_disconnect and not self.receiver.disconnected:
+            self.companion().watch()
+
+    def companion(self) -> _Companion:
+        if self._companion is None:
+            self._companion = _Companion(self)
+            self._companion.cancel_scope.deadline = self.cancel_scope.deadline
+            if self.cancel_scope.cancel_called:
+                self._companion.cancel_scope.cancel()
+        return self._companion
+
+    async def wait_disconnected(self) -> None:
+        """Return once the client has gone away."""
+        await self.receiver.watch()
+
+    @property
+    def nursery(self) -> RequestNursery:
+        return self.companion().nursery_facade
+
+    @property
+    def exit_stack(self) -> AsyncExitStack:
+        if self._exit_stack is None:
+            self._exit_stack = AsyncExitStack()
+        return self._exit_stack
+
+    def defer(self, background: BackgroundTask) -> None:
+        """Run ``background`` once the request scope has closed."""
+        if self.background is None:
+            self.background = [background]
+        else:
+            self.background.append(background)
+
+    async def join_children(self) -> None:
+        """Wait for ``request.nursery``'s children; re-raise a child's failure here."""
+        if self._companion is not None:
+            await self._companion.join()
+
+    async def close(self) -> None:
+        """After the response: join children, then close the exit stack."""
+        if self._companion is None and self._exit_stack is None:
+            return
+        try:
+            await self.join_children()
+        finally:
+            if self._exit_stack is not None:
+                await self._exit_stack.aclose()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestNursery:
+    """``request.nursery``: start child tasks that cannot outlive the request.
+
+    It has the parts of ``trio.Nursery`` a handler uses (``start_soon``,
+    ``start``, ``cancel_scope``); the nursery behind it lives in the request's
+    companion task, opened on first use.
+    """
+
+    __slots__ = ("_companion",)
+
+    def __init__(self, companion: _Companion) -> None:
+        self._companion = companion
+
+    def start_soon(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
+    ) -> None:
+        """Run ``async_fn(*args)`` as a child of the request."""
+        self._companion.start_soon(async_fn, args, name)
+
+    async def start(
+        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
+    ) -> Any:
+        """Like ``trio.Nursery.start``: return once the child calls ``task_status.started()``."""
+        nursery = await self._companion.ready()
+        return await nursery.start(async_fn, *args, name=name)
+
+    @property
+    def cancel_scope(self) -> trio.CancelScope:
+        """Cancelling it cancels the children (not the handler)."""
+        return self._companion.cancel_scope
+
+
+class _Companion:
+    """The helper task of one request: hosts ``request.nursery`` and the disconnect watcher.
+
+    It is a trio system task, started on first need, so that requests which
+    never need it pay nothing. Its lifetime is the request's: ``join()`` waits
+    for it (and cancels it if the request is being cancelled).
+    """
+
+    def __init__(self, owner: RequestScope) -> None:
+        self.owner = owner
+        self.cancel_scope = trio.CancelScope()
+        self.nursery_facade = RequestNursery(self)
+        self._nursery: trio.Nursery | None = None
+        self._pending: list[tuple[AsyncFn, tuple[object, ...], object]] = []
+        self._watching = False
+        self._watch_scope = trio.CancelScope()
+        self._ready = trio.Event()
+        self._finish = trio.Event()
+        self._finished = trio.Event()
+        self._error: BaseException | None = None
+        trio.lowlevel.spawn_system_task(
+            self._run,
+            name=f"toolkit request companion {owner.scope.get('path')}",
+            context=contextvars.copy_context(),
+        )
+
+    def watch(self) -> None:
+        """Start the disconnect watcher (once)."""
+        if not self._watching:
+            self._watching = True
+            if self._nursery is not None:
+                self._nursery.start_soon(self._watch)
+
+    def start_soon(
+        self, async_fn: Callable[..., Awaitable[object]], args: tuple[object, ...], name: object
+    ) -> None:
+        if self._finish.is_set():
+            raise RuntimeError("The request is over: its nursery takes no new tasks.")
+        if self._nursery is not None:
+            self._nursery.start_soon(async_fn, *args, name=name)
+        else:
+            self._pending.append((async_fn, args, name))
+
+    async def ready(self) -> trio.Nursery:
+        await self._ready.wait()
+        assert self._nursery is not None
+        return self._nursery
+
+    async def _run(self) -> None:
+        try:
+            with self.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    if self._watching:
+                        nursery.start_soon(self._watch)
+                    for async_fn, args, name in self._pending:
+                        nursery.start_soon(async_fn, *args, name=name)
+                    self._pending.clear()
+                    self._ready.set()
+                    await self._finish.wait()
+                    # The request is over: stop watching; the nursery joins the children.
+                    self._watch_scope.cancel()
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:  # a system task must not raise: hand it to the request
+            self._error = exc
+            self.owner.cancel("a request.nursery child failed")
+        finally:
+            self._ready.set()
+            self._finished.set()
+
+    async def _watch(self) -> None:
+        with self._watch_scope:
+            try:
+                await self.owner.receiver.watch()
+            except Exception:
+                # The server's receive broke: nothing more can be learnt from it.
+                logger.debug("Disconnect watcher stopped", exc_info=True)
+
+    async def join(self) -> None:
+        """Wait for the children; cancel them if this wait itself is cancelled."""
+        self._finish.set()
+        try:
+            await self._finished.wait()
+        except trio.Cancelled:
+            self.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await self._finished.wait()
+            raise
+        finally:
+            error, self._error = self._error, None
+            if error is not None and not isinstance(error, trio.Cancelled):
+                raise _sole(error)
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one exception inside (nested) single-exception groups, else the group itself."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+# ----------------------------------------------------------------------------- the first block
+
+
+@types.coroutine
+def _run_until_blocked(
+    awaitable: Awaitable[T], on_block: Callable[[], None]
+) -> Generator[Any, Any, T]:
+    """Run ``coro`` in the current task exactly as ``await coro`` would, but call
+    ``on_block()`` the first time it yields to trio's scheduler.
+
+    This is ``yield from coro`` written out by hand: every value trio sends or
+    throws in is passed on unchanged, so cancellation and tracebacks behave as usual.
+    """
+    coro = awaitable.__await__()
+    try:
+        trap = coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    on_block()
+    while True:
+        try:
+            value = yield trap
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                trap = coro.throw(exc)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+        else:
+            try:
+                trap = coro.send(value)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+
+class ResponseTracker:
+    """Whether a response has started, for a layer that may have to answer an error.
+
+    Inside an ``App`` the request scope already knows, so ``send`` is passed
+    through untouched; elsewhere (the layer used on its own) it is wrapped.
+    """
+
+    __slots__ = ("_request_scope", "_send", "_started", "send")
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self._request_scope: RequestScope | None = scope.get(SCOPE_KEY)
+        self._started = False
+        self._send = send
+        self.send: Send = send if self._request_scope is not None else self._tracking_send
+
+    async def _tracking_send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._started = True
+        await self._send(message)
+
+    @property
+    def started(self) -> bool:
+        if self._request_scope is not None:
+            return self._request_scope.response_started
+        return self._started
