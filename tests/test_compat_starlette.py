@@ -14,6 +14,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SOURCE = '''
 import contextlib
@@ -428,3 +431,118 @@ def test_same_code_same_behaviour(framework: str, test_name: str) -> None:
     module = load(framework)
     assert type(module.app).__module__ == f"{framework}.applications"
     getattr(module, test_name)()
+
+
+# ----------------------------------------------------------------------------- the same route wins
+
+
+class Label:
+    """A framework-neutral ASGI endpoint answering its label."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": self.label.encode()})
+
+
+TEMPLATES = ["users", "me", "a", "{x}", "{x:int}", "{x:float}", "{x:uuid}", "{x:path}", "a{x}"]
+SEGMENTS = ["users", "me", "a", "1", "2.5", "12345678123456781234567812345678", "", "a1"]
+
+# A route table as data, to build with either framework: ("route", path, methods, label) or
+# ("mount", path, [entries]).
+Entry = tuple[Any, ...]
+
+
+@st.composite
+def route_specs(draw: st.DrawFn, label: str = "") -> list[Entry]:
+    entries: list[Entry] = []
+    for position in range(draw(st.integers(1, 5))):
+        entry_label = f"{label}{position}"
+        parts = draw(st.lists(st.sampled_from(TEMPLATES), max_size=3))
+        parts = [part.replace("{x", f"{{x{index}") for index, part in enumerate(parts)]
+        path = ("/" + "/".join(parts) + draw(st.sampled_from(["", "/"]))).replace("//", "/")
+        methods = draw(st.sampled_from([None, ("GET",), ("POST",), ("GET", "PUT")]))
+        if not label and draw(st.booleans()):
+            inner = draw(route_specs(label=entry_label + "."))
+            entries.append(("mount", "" if path == "/" else path.rstrip("/"), inner))
+        else:
+            entries.append(("route", path, methods, entry_label))
+    return entries
+
+
+def build(entries: list[Entry], routing: Any) -> list[Any]:
+    routes = []
+    for kind, path, *rest in entries:
+        if kind == "mount":
+            routes.append(routing.Mount(path, routes=build(rest[0], routing)))
+        else:
+            methods, label = rest
+            routes.append(routing.Route(path, Label(label), methods=methods))
+    return routes
+
+
+async def outcomes(router: Any, requests: list[tuple[str, str]]) -> list[tuple[int, str]]:
+    results = []
+    for method, path in requests:
+        messages: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any], messages: list[dict[str, Any]] = messages) -> None:
+            messages.append(message)
+
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver")],
+            "scheme": "http",
+            "server": ("testserver", 80),
+        }
+        await router(scope, receive, send)
+        headers = dict(messages[0]["headers"])
+        status = messages[0]["status"]
+        detail = {405: headers.get(b"allow"), 307: headers.get(b"location")}.get(status)
+        if status == 405:  # Starlette lists the methods in set order; toolkit sorts them
+            detail = b", ".join(sorted(headers[b"allow"].split(b", ")))
+        # toolkit sends no body for HEAD; Starlette leaves that to the server.
+        body = b"" if method == "HEAD" else b"".join(m.get("body", b"") for m in messages[1:])
+        results.append((status, (detail or body).decode()))
+    return results
+
+
+@pytest.mark.skipif(importlib.util.find_spec("starlette") is None, reason="needs Starlette")
+@settings(max_examples=100, deadline=None)
+@given(
+    entries=route_specs(),
+    requests=st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "HEAD", "POST", "PUT"]),
+            st.lists(st.sampled_from(SEGMENTS), max_size=4).map(lambda s: "/" + "/".join(s)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    redirect_slashes=st.booleans(),
+)
+def test_routers_pick_the_same_route_as_starlette(
+    entries: list[Entry], requests: list[tuple[str, str]], redirect_slashes: bool
+) -> None:
+    import starlette.routing
+
+    import toolkit.routing
+
+    results = [
+        trio.run(
+            outcomes,
+            routing.Router(build(entries, routing), redirect_slashes=redirect_slashes),
+            requests,
+        )
+        for routing in (starlette.routing, toolkit.routing)
+    ]
+    assert results[1] == results[0]
