@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
 from toolkit.exceptions import HTTPException
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
+from toolkit.routing import as_async_endpoint, serve_endpoint
 from toolkit.types import Receive, Scope, Send
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY")
@@ -35,7 +35,7 @@ class HTTPEndpoint:
         return self.dispatch().__await__()
 
     async def dispatch(self) -> None:
-        request = Request(self.scope, receive=self.receive)
+        request = Request(self.scope, receive=self.receive, send=self.send)
         name = (
             "get"
             if request.method == "HEAD" and not hasattr(self, "head")
@@ -44,11 +44,7 @@ class HTTPEndpoint:
         # Only verbs are looked up: a method named "SEND" must not reach ``self.send``.
         allowed = request.method in self._allowed_methods
         handler: Any = getattr(self, name) if allowed else self.method_not_allowed
-        if is_async_callable(handler):
-            response: Response = await handler(request)
-        else:
-            response = await run_in_thread(handler, request, limiter=app_thread_limiter(self.scope))
-        await response(self.scope, self.receive, self.send)
+        await serve_endpoint(request, as_async_endpoint(handler))
 
     async def method_not_allowed(self, request: Request) -> Response:
         """405, through the app's exception handlers when inside an app."""

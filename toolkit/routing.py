@@ -28,7 +28,7 @@ import trio
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
 from toolkit.convertors import CONVERTOR_TYPES, Convertor
-from toolkit.datastructures import URL, Headers, URLPath
+from toolkit.datastructures import URL, Headers, URLPath, parse_host_header
 from toolkit.exceptions import HTTPException
 from toolkit.lifespan import run_lifespan
 from toolkit.middleware import Middleware
@@ -71,43 +71,56 @@ def get_route_path(scope: Scope) -> str:
 
 
 def request_response(func: Callable[[Request], Awaitable[Response] | Response]) -> ASGIApp:
-    """Wrap ``endpoint(request) -> response`` as an ASGI app; sync endpoints run in a thread.
-
-    Inside an ``App``, the request scope joins ``request.nursery``'s children
-    once the response is sent, and runs the response's background tasks
-    after the request scope has closed.
-    """
-    if is_async_callable(func):
-        async_endpoint: Callable[[Request], Awaitable[Response]] = func  # type: ignore[assignment]
-    else:
-
-        async def async_endpoint(request: Request) -> Response:
-            sync_endpoint: Callable[[Request], Response] = func  # type: ignore[assignment]
-            response = await run_in_thread(
-                sync_endpoint, request, limiter=app_thread_limiter(request.scope)
-            )
-            return response
+    """Wrap ``endpoint(request) -> response`` as an ASGI app; sync endpoints run in a thread."""
+    async_endpoint = as_async_endpoint(func)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        request_scope: RequestScope | None = scope.get(SCOPE_KEY)
-        if request_scope is None:
-            response = await async_endpoint(request)
-            await response(scope, receive, send)
-            return
-        try:
-            response = await async_endpoint(request)
-            await response.send_response(scope, receive, send)
-        finally:
-            await request_scope.join_children()
-            if request._form is not None:
-                # Uploaded files are closed (and their temp files removed) whatever happened.
-                with trio.CancelScope(shield=True):
-                    await request.close()
-        if response.background is not None:
-            request_scope.defer(response.background)
+        await serve_endpoint(Request(scope, receive, send), async_endpoint)
 
     return app
+
+
+def as_async_endpoint(
+    func: Callable[[Request], Awaitable[Response] | Response],
+) -> Callable[[Request], Awaitable[Response]]:
+    """``func`` itself if it is async, else an async function calling it in a worker thread."""
+    if is_async_callable(func):
+        return func  # type: ignore[return-value]
+
+    sync_func: Callable[[Request], Response] = func  # type: ignore[assignment]
+
+    async def in_thread(request: Request) -> Response:
+        return await run_in_thread(sync_func, request, limiter=app_thread_limiter(request.scope))
+
+    return in_thread
+
+
+async def serve_endpoint(
+    request: Request, endpoint: Callable[[Request], Awaitable[Response]]
+) -> None:
+    """Answer ``request`` with the response ``endpoint`` returns, as routed endpoints do.
+
+    Inside an ``App``, ``request.nursery``'s children are joined once the
+    response is sent and the response's background tasks are handed to the
+    request scope; a parsed form's files are closed whatever happened.
+    """
+    scope, receive, send = request.scope, request.receive, request._send
+    request_scope: RequestScope | None = scope.get(SCOPE_KEY)
+    try:
+        response = await endpoint(request)
+        if request_scope is None:
+            await response(scope, receive, send)
+        else:
+            await response.send_response(scope, receive, send)
+    finally:
+        if request_scope is not None:
+            await request_scope.join_children()
+        if request._form is not None:
+            # Uploaded files are closed (and their temp files removed) whatever happened.
+            with trio.CancelScope(shield=True):
+                await request.close()
+    if request_scope is not None and response.background is not None:
+        request_scope.defer(response.background)
 
 
 def websocket_session(func: Callable[[Any], Awaitable[None]]) -> ASGIApp:
@@ -375,6 +388,8 @@ class Route(BaseRoute):
         await self.app(scope, receive, send)
 
     def _index_key(self) -> str | None:
+        if type(self).matches is not Route.matches:
+            return None  # a subclass matching its own way: try it on every path
         return _literal_first_segment(self.path)
 
     def __eq__(self, other: object) -> bool:
@@ -436,6 +451,8 @@ class WebSocketRoute(BaseRoute):
         await self.app(scope, receive, send)
 
     def _index_key(self) -> str | None:
+        if type(self).matches is not WebSocketRoute.matches:
+            return None
         return _literal_first_segment(self.path)
 
     def __eq__(self, other: object) -> bool:
@@ -543,7 +560,9 @@ class Mount(BaseRoute):
         await self.app(scope, receive, send)
 
     def _index_key(self) -> str | None:
-        return _literal_first_segment(self.path) if self.path else None
+        if not self.path or type(self).matches is not Mount.matches:
+            return None
+        return _literal_first_segment(self.path)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mount) and self.path == other.path and self.app == other.app
@@ -573,8 +592,10 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
             return Match.NONE, {}
-        host = Headers(scope=scope).get("host", "").split(":")[0]
-        match = self.host_regex.match(host)
+        parsed = parse_host_header(Headers(scope=scope).get("host"))
+        if parsed is None:
+            return Match.NONE, {}
+        match = self.host_regex.match(parsed[0].lower())
         if match is None:
             return Match.NONE, {}
         matched_params = _convert_params(match, self.param_convertors)
