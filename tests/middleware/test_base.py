@@ -553,6 +553,31 @@ async def test_error_in_dispatch_after_call_next_unwinds_the_app_first() -> None
     assert events == ["dispatch fails", "app unwound"]
 
 
+async def test_app_cancel_scope_firing_while_the_middleware_sends_ends_the_response_cleanly(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The app's own deadline may expire while its chunk is being sent on (a slow client):
+    the cancellation reaches the app at its send, and what it sends next still goes out."""
+
+    async def ticking(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        with trio.move_on_after(1):
+            while True:
+                await send({"type": "http.response.body", "body": b"tick;", "more_body": True})
+        await send({"type": "http.response.body", "body": b"end"})
+
+    async with AsyncTestClient(SimpleMiddleware(ticking), lifespan=False) as client:
+        async with client.stream("GET", "/") as response:
+            chunks = response.aiter_raw()
+            assert await anext(chunks) == b"tick;"
+            await trio.sleep(5)  # a slow client: the app's deadline passes mid-send
+            rest = b"".join([chunk async for chunk in chunks])
+        await client.wait_idle()
+    assert response.headers["x-custom-header"] == "Value"
+    assert rest.endswith(b"end")
+    assert set(rest.removesuffix(b"end").split(b";")) <= {b"tick", b""}
+
+
 async def test_nested_middlewares_each_see_the_response() -> None:
     def tagging(tag: str) -> Any:
         async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:

@@ -15,7 +15,12 @@ app is a coroutine driven by hand, in the request's own task:
 - after the last body message has been sent it is resumed to the end, so
   whatever the app does after its response (background tasks) runs once, after
   the response; a response ``dispatch`` drops is closed instead (the
-  ``ResponseDiscarded`` exception is raised at its pending ``send``).
+  ``ResponseDiscarded`` exception is raised at its pending ``send``);
+- an exception in the app comes out of ``call_next`` (or out of the body being
+  sent) once; an exception raised while the app is paused at a send (in
+  ``dispatch``, or by the server's ``send``) is raised inside the app at that
+  send, as a pure ASGI middleware's ``send`` would raise it, so that the app's
+  cancel scopes and nurseries unwind in order.
 
 The price: the downstream app must send its response from the request's own
 task (every toolkit response does). An app that sends from a child task gets a
@@ -86,7 +91,7 @@ class BaseHTTPMiddleware:
             app_receive = _ReplayingReceive(receive, recorder.messages) if recorder else receive
             downstream = _Downstream(self.app, scope, app_receive, send)
             dispatch_scope = _innermost_cancel_scope()
-            response = await downstream.response()
+            response = await downstream.start_response()
             if (
                 dispatch_scope is not outer_scope
                 and _innermost_cancel_scope() is not dispatch_scope
@@ -96,6 +101,7 @@ class BaseHTTPMiddleware:
                 raise error
             return response
 
+        response: Response | None = None
         try:
             response = await self.dispatch_func(request, call_next)
             request_scope: RequestScope | None = scope.get(SCOPE_KEY)
@@ -113,11 +119,16 @@ class BaseHTTPMiddleware:
                 raise
             # The app is paused at a send, inside whatever it has open (cancel scopes,
             # nurseries): raise the error there, as a pure ASGI middleware's send would,
-            # so that the app unwinds in order.
-            await downstream.throw(exc)
-            # The app swallowed it (its own cancel scope caught its own cancellation).
-            await trio.lowlevel.checkpoint_if_cancelled()
-            raise RuntimeError("dispatch() was interrupted before sending a response") from exc
+            # so that the app unwinds in order. If that send was its own response's, what
+            # it sends next still goes out.
+            sending_its_response = response is not None and response is downstream.response
+            await downstream.throw(exc, forward=send if sending_its_response else None)
+            # The app dealt with the error: its own cancel scope caught its own cancellation.
+            if response is None:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                raise RuntimeError(
+                    "dispatch() was interrupted before returning a response"
+                ) from exc
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Override: answer ``request``, usually by changing what ``await call_next(request)``
@@ -184,7 +195,16 @@ class _ReplayingReceive:
 class _Downstream:
     """The downstream app's coroutine, paused at each message it sends until it is wanted."""
 
-    __slots__ = ("_coro", "_message", "_send", "_task", "complete", "finished", "start", "trailers")
+    __slots__ = (
+        "_coro",
+        "_message",
+        "_send",
+        "_task",
+        "complete",
+        "finished",
+        "response",
+        "trailers",
+    )
 
     def __init__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         self._task = trio.lowlevel.current_task()
@@ -193,12 +213,12 @@ class _Downstream:
         # An ASGI app is an async function: calling it makes the coroutine to drive.
         handover = cast(Send, self._handover)
         self._coro = cast(Coroutine[Any, Any, None], app(scope, receive, handover))
-        self.start: Message | None = None
+        self.response: _DownstreamResponse | None = None
         self.trailers = False
         self.complete = False  # the last message of the response has been handed over
         self.finished = False  # the coroutine has returned or raised
 
-    async def response(self) -> Response:
+    async def start_response(self) -> Response:
         """Run the app up to ``http.response.start``; the response it starts."""
         while True:
             message = await self._drive()
@@ -208,9 +228,9 @@ class _Downstream:
                 break
             # Anything sent ahead of the start (early hints, test-client debug info) goes out now.
             await self._send(message)
-        self.start = message
         self.trailers = bool(message.get("trailers", False))
-        return _DownstreamResponse(self, message)
+        self.response = _DownstreamResponse(self, message)
+        return self.response
 
     async def next_message(self) -> Message:
         """The next message of the response body (or trailers); the last one sets ``complete``."""
@@ -244,11 +264,23 @@ class _Downstream:
         while await self._drive() is not None:
             pass
 
-    async def throw(self, error: BaseException) -> None:
-        """Raise ``error`` at the app's pending ``send``; run it until it returns or raises."""
+    async def throw(self, error: BaseException, forward: Send | None = None) -> None:
+        """Raise ``error`` at the app's pending ``send``; run it until it returns or raises.
+
+        What it sends meanwhile goes to ``forward`` (dropped without one); an error
+        there is raised at that send in turn.
+        """
         message = await self._drive(error)
         while message is not None:
-            message = await self._drive()
+            if forward is None:
+                message = await self._drive()
+                continue
+            try:
+                await forward(message)
+            except BaseException as exc:
+                message = await self._drive(exc)
+            else:
+                message = await self._drive()
 
     @types.coroutine
     def _handover(self, message: Message) -> Generator[Any, Any, None]:
