@@ -391,9 +391,6 @@ async def test_example_upload_saves_safely(tmp_path: Path, monkeypatch: pytest.M
     assert no_file.status_code == 400
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the request scope to call request.close() when the request ends"
-)
 async def test_files_closed_when_the_request_ends(
     spooled_files: list[SpooledTemporaryFile[bytes]],
 ) -> None:
