@@ -46,13 +46,13 @@ class RequestReceiver:
         "_buffer",
         "_buffered_bytes",
         "_news",
-        "_pulling",
         "_receive",
         "body_complete",
         "body_timeout",
         "disconnected",
         "max_body_size",
         "owner",
+        "pulling",
         "received_bytes",
         "too_large",
     )
@@ -70,7 +70,7 @@ class RequestReceiver:
         self.body_timeout = body_timeout
         self._buffer: deque[Message] = deque()
         self._buffered_bytes = 0
-        self._pulling = False
+        self.pulling = False
         self._news: trio.lowlevel.ParkingLot | None = None
         self._body_deadline = math.inf
         self.body_complete = False
@@ -106,7 +106,7 @@ class RequestReceiver:
 
     async def _wait_for_body(self) -> None:
         while not self._buffer and not self.disconnected and not self.too_large:
-            if self._pulling:
+            if self.pulling:
                 await self._park()
             else:
                 await self._pull()
@@ -127,11 +127,11 @@ class RequestReceiver:
 
     async def _pull(self) -> None:
         """One raw ``receive()``: the message goes to the buffer, or marks the disconnect."""
-        self._pulling = True
+        self.pulling = True
         try:
             message = await self._receive()
         finally:
-            self._pulling = False
+            self.pulling = False
             if self._news:
                 self._news.unpark_all()
         message_type = message["type"]
@@ -183,7 +183,7 @@ class RequestReceiver:
             can_read_ahead = not self.too_large and (
                 self.body_complete or self._buffered_bytes < READ_AHEAD
             )
-            if self._pulling or not can_read_ahead:
+            if self.pulling or not can_read_ahead:
                 await self._park()
             else:
                 await self._pull()

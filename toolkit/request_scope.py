@@ -64,6 +64,7 @@ class RequestScope:
         "_companion",
         "_exit_stack",
         "_send",
+        "_sending",
         "background",
         "cancel_on_disconnect",
         "cancel_reason",
@@ -97,6 +98,7 @@ class RequestScope:
         self.cancel_reason: str | None = None
         self.response_started = False
         self.response_complete = False
+        self._sending = False
         self.background: list[BackgroundTask] | None = None
         self._companion: _Companion | None = None
         self._exit_stack: AsyncExitStack | None = None
@@ -113,7 +115,11 @@ class RequestScope:
                 self.response_complete = True
         elif message_type == "http.response.start":
             self.response_started = True
-        await self._send(message)
+        self._sending = True
+        try:
+            await self._send(message)
+        finally:
+            self._sending = False
 
     # -- options a route or mount applies once matched
 
@@ -188,10 +194,17 @@ class RequestScope:
         else:
             await app_call
 
-    def _on_block(self) -> None:
-        """The app is about to wait for something: from now on, watch for a disconnect."""
+    def _on_block(self) -> bool:
+        """The app is about to wait: start watching for a disconnect, unless it only waits
+        for the server (sending the response, or reading the body it asked for).
+
+        Returns whether to stop being asked.
+        """
+        if self._sending or self.receiver.pulling:
+            return self.response_complete
         if self.cancel_on_disconnect and not self.receiver.disconnected:
             self.companion().watch()
+        return True
 
     def companion(self) -> _Companion:
         if self._companion is None:
@@ -384,36 +397,32 @@ def _sole(error: BaseException) -> BaseException:
 
 @types.coroutine
 def _run_until_blocked(
-    awaitable: Awaitable[T], on_block: Callable[[], None]
+    awaitable: Awaitable[T], on_block: Callable[[], bool]
 ) -> Generator[Any, Any, T]:
-    """Run ``coro`` in the current task exactly as ``await coro`` would, but call
-    ``on_block()`` the first time it yields to trio's scheduler.
+    """Run ``awaitable`` in the current task exactly as ``await`` would, but call
+    ``on_block()`` each time it yields to trio's scheduler, until that returns True.
 
-    This is ``yield from coro`` written out by hand: every value trio sends or
+    This is ``yield from`` written out by hand: every value trio sends or
     throws in is passed on unchanged, so cancellation and tracebacks behave as usual.
     """
     coro = awaitable.__await__()
-    try:
-        trap = coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    on_block()
+    asking = True
+    value: Any = None
+    error: BaseException | None = None
     while True:
         try:
-            value = yield trap
+            trap = coro.send(value) if error is None else coro.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if asking:
+            asking = not on_block()
+        try:
+            value, error = (yield trap), None
         except GeneratorExit:
             coro.close()
             raise
         except BaseException as exc:
-            try:
-                trap = coro.throw(exc)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-        else:
-            try:
-                trap = coro.send(value)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+            value, error = None, exc
 
 
 class ResponseTracker:
