@@ -269,3 +269,17 @@ class StreamingResponse(Response):
             if isinstance(chunk, str):
                 chunk = chunk.encode(self.charset)
             await send({"type": body_type, "body": chunk, "more_body": True})
+
+
+# FileResponse lives in its own module (it needs Response defined first); import it from here.
+from toolkit.fileresponse import FileResponse  # noqa: E402
+
+__all__ = [
+    "FileResponse",
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+    "StreamingResponse",
+]
