@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
 
 from tests.conftest import OpenClient
+from tests.middleware.test_base import scopes_reaching_app
 from tests.test_authentication import BasicAuth, basic, whoami
 from toolkit.applications import App
 from toolkit.authentication import AuthenticationError
@@ -109,16 +111,5 @@ async def test_websocket_with_malformed_credentials_is_refused() -> None:
 
 
 async def test_lifespan_passes_through() -> None:
-    seen: list[str] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope["type"])
-
-    async def receive() -> Message:
-        raise AssertionError("not called")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        raise AssertionError("not called")  # pragma: no cover
-
-    await AuthenticationMiddleware(app, backend=BasicAuth())({"type": "lifespan"}, receive, send)
-    assert seen == ["lifespan"]
+    wrap = partial(AuthenticationMiddleware, backend=BasicAuth())
+    assert await scopes_reaching_app(wrap, {"type": "lifespan"}) == [{"type": "lifespan"}]

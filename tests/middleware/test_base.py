@@ -6,7 +6,7 @@ Each of Starlette's known pitfalls has a test named after it.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -608,16 +608,16 @@ async def test_nested_middlewares_each_see_the_response() -> None:
     assert response.headers.get_list("x-order") == ["inner", "outer"]
 
 
-async def test_websocket_and_lifespan_scopes_pass_through() -> None:
-    seen: list[str] = []
+async def scopes_reaching_app(wrap: Callable[[ASGIApp], ASGIApp], scope: Scope) -> list[Scope]:
+    """The scopes an app wrapped by ``wrap`` is called with, for one call with ``scope``
+    (whose ``receive`` and ``send`` must not be used)."""
+    seen: list[Scope] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope["type"])
+        seen.append(scope)
 
-    middleware = SimpleMiddleware(app)
-    for scope_type in ("websocket", "lifespan"):
-        await middleware({"type": scope_type}, _no_receive, _no_send)
-    assert seen == ["websocket", "lifespan"]
+    await wrap(app)(scope, _no_receive, _no_send)
+    return seen
 
 
 async def _no_receive() -> Message:
@@ -626,6 +626,12 @@ async def _no_receive() -> Message:
 
 async def _no_send(message: Message) -> None:
     raise AssertionError("not called")  # pragma: no cover
+
+
+async def test_websocket_and_lifespan_scopes_pass_through() -> None:
+    for scope_type in ("websocket", "lifespan"):
+        scope = {"type": scope_type}
+        assert await scopes_reaching_app(SimpleMiddleware, scope) == [scope]
 
 
 async def test_dispatch_must_be_implemented() -> None:

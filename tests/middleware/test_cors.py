@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from tests.conftest import OpenClient
+from tests.middleware.test_base import scopes_reaching_app
 from toolkit.applications import App
 from toolkit.middleware import Middleware
 from toolkit.middleware.cors import CORSMiddleware
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.routing import Route
-from toolkit.types import Message, Receive, Scope, Send
 
 
 async def homepage(request: Request) -> Response:
@@ -224,17 +225,6 @@ async def test_existing_vary_header_is_extended(open_client: OpenClient) -> None
 
 
 async def test_websocket_scopes_pass_through() -> None:
-    seen: list[Scope] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope)
-
-    async def receive() -> Message:
-        raise AssertionError("not called")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        raise AssertionError("not called")  # pragma: no cover
-
     scope = {"type": "websocket", "headers": [(b"origin", b"https://evil.example")]}
-    await CORSMiddleware(app, allow_origins=["https://example.org"])(scope, receive, send)
-    assert seen == [scope]
+    wrap = partial(CORSMiddleware, allow_origins=["https://example.org"])
+    assert await scopes_reaching_app(wrap, scope) == [scope]

@@ -12,6 +12,7 @@ import trio
 
 import toolkit.middleware.gzip as gzip_module
 from tests.conftest import OpenClient
+from tests.middleware.test_base import scopes_reaching_app
 from toolkit.applications import App
 from toolkit.middleware import Middleware
 from toolkit.middleware.gzip import GZipMiddleware, accepts_gzip
@@ -19,7 +20,6 @@ from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response, StreamingResponse
 from toolkit.routing import Route
 from toolkit.testclient import AsyncTestClient
-from toolkit.types import Message, Receive, Scope, Send
 
 BODY = "x" * 4000
 
@@ -238,16 +238,5 @@ async def test_large_chunks_are_compressed_in_a_worker_thread(
 
 
 async def test_websocket_scopes_pass_through() -> None:
-    seen: list[str] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope["type"])
-
-    async def receive() -> Message:
-        raise AssertionError("not called")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        raise AssertionError("not called")  # pragma: no cover
-
-    await GZipMiddleware(app)({"type": "websocket", "headers": []}, receive, send)
-    assert seen == ["websocket"]
+    scope = {"type": "websocket", "headers": [(b"accept-encoding", b"gzip")]}
+    assert await scopes_reaching_app(GZipMiddleware, scope) == [scope]

@@ -6,12 +6,14 @@ import json
 import logging
 import time
 from base64 import b64encode
+from functools import partial
 from typing import Any
 
 import itsdangerous
 import pytest
 
 from tests.conftest import OpenClient
+from tests.middleware.test_base import scopes_reaching_app
 from toolkit.applications import App
 from toolkit.datastructures import Secret
 from toolkit.middleware import Middleware
@@ -319,20 +321,10 @@ async def test_websocket_reads_the_session_and_saves_changes_made_before_accept(
 
 
 async def test_lifespan_passes_through() -> None:
-    seen: list[str] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope["type"])
-        assert "session" not in scope
-
-    async def receive() -> Message:
-        raise AssertionError("not called")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        raise AssertionError("not called")  # pragma: no cover
-
-    await SessionMiddleware(app, secret_key=SECRET)({"type": "lifespan"}, receive, send)
-    assert seen == ["lifespan"]
+    reached = await scopes_reaching_app(
+        partial(SessionMiddleware, secret_key=SECRET), {"type": "lifespan"}
+    )
+    assert reached == [{"type": "lifespan"}]  # no session added
 
 
 # ----------------------------------------------------------------------------- Session
