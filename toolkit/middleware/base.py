@@ -169,10 +169,6 @@ class _RecordingReceive:
     def __bool__(self) -> bool:
         return bool(self.messages)
 
-    def __getattr__(self, name: str) -> Any:
-        # Whatever else the server's receive offers (a disconnect flag) stays reachable.
-        return getattr(self._receive, name)
-
 
 class _ReplayingReceive:
     """The app's ``receive`` once dispatch read some of the body: that part first, then the rest."""
@@ -187,9 +183,6 @@ class _ReplayingReceive:
         if self._replay:
             return self._replay.popleft()
         return await self._receive()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._receive, name)
 
 
 class _Downstream:
