@@ -198,3 +198,39 @@ async def test_base_http_middleware_over_a_real_connection() -> None:
             assert missing.status_code == 404
             assert missing.headers["x-custom-header"] == "Value"
     assert events == ["background"]
+
+
+async def test_client_leaving_cancels_the_handler_behind_base_http_middleware() -> None:
+    handler_started = trio.Event()
+    handler_cancelled = trio.Event()
+
+    async def wait_forever(request: Request) -> Response:
+        handler_started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            handler_cancelled.set()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return await call_next(request)
+
+    app = App(
+        routes=[Route("/wait", wait_forever)],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=dispatch)],
+    )
+    with trio.fail_after(TIME_LIMIT):
+        async with live_server(app) as server:
+            async with (
+                httpx.AsyncClient(base_url=server.url) as client,
+                trio.open_nursery() as nursery,
+            ):
+
+                async def leave_once_started(cancel_scope: trio.CancelScope) -> None:
+                    await handler_started.wait()
+                    cancel_scope.cancel()
+
+                with trio.CancelScope() as request_scope:
+                    nursery.start_soon(leave_once_started, request_scope)
+                    await client.get("/wait")
+            await handler_cancelled.wait()
