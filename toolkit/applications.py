@@ -33,6 +33,7 @@ from toolkit.middleware.exceptions import ExceptionMiddleware
 from toolkit.request_scope import SCOPE_KEY, RequestScope
 from toolkit.routing import BaseRoute, Router
 from toolkit.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
+from toolkit.websockets import DEFAULT_DISCONNECT_GRACE, DEFAULT_MAX_MESSAGE_SIZE
 
 logger = logging.getLogger("toolkit")
 
@@ -59,7 +60,11 @@ class App:
     - ``on_task_error(exc, description)``: called, after logging, for every
       failed background or app task;
     - ``shutdown_timeout``: seconds app tasks get at shutdown before cancellation;
-    - ``thread_limit``: worker threads this app's sync code may use at once.
+    - ``thread_limit``: worker threads this app's sync code may use at once;
+    - ``websocket_max_message_size``: incoming WebSocket message limit in bytes
+      (larger ones close the session with 1009); ``None``, none;
+    - ``websocket_disconnect_grace``: seconds a WebSocket handler told of a
+      disconnect gets to clean up before it is cancelled (toolkit/websockets.py).
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class App:
         on_task_error: TaskErrorHandler | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         thread_limit: int = DEFAULT_THREAD_LIMIT,
+        websocket_max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        websocket_disconnect_grace: float | None = DEFAULT_DISCONNECT_GRACE,
     ) -> None:
         self.debug = debug
         self.state = State()
@@ -92,6 +99,8 @@ class App:
         self.on_task_error = on_task_error
         self.shutdown_timeout = shutdown_timeout
         self.tasks = AppTasks(on_task_error)
+        self.websocket_max_message_size = websocket_max_message_size
+        self.websocket_disconnect_grace = websocket_disconnect_grace
         self._exceptions: ExceptionMiddleware | None = None
 
     def build_middleware_stack(self) -> ASGIApp:

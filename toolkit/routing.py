@@ -124,12 +124,11 @@ async def serve_endpoint(
 
 
 def websocket_session(func: Callable[[Any], Awaitable[None]]) -> ASGIApp:
-    """Wrap ``endpoint(websocket)`` as an ASGI app."""
-    from toolkit.websockets import WebSocket
+    """Wrap ``endpoint(websocket)`` as an ASGI app running it as a session (``run_session``)."""
+    from toolkit.websockets import WebSocket, run_session
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        session = WebSocket(scope, receive=receive, send=send)
-        await func(session)
+        await run_session(WebSocket(scope, receive=receive, send=send), func)
 
     return app
 

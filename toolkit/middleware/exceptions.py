@@ -80,10 +80,14 @@ class ExceptionMiddleware:
             if scope["type"] == "http":
                 await self._respond(handler, exc, scope, receive, send)
             else:
-                from toolkit.websockets import WebSocket
+                from toolkit.websockets import SESSION_KEY, WebSocket
 
+                # The session's own WebSocket knows whether it was accepted or closed.
+                websocket = scope.get(SESSION_KEY) or WebSocket(scope, receive=receive, send=send)
                 websocket_handler: Any = handler
-                await websocket_handler(WebSocket(scope, receive=receive, send=send), exc)
+                response = await websocket_handler(websocket, exc)
+                if response is not None:  # an HTTPException before accept: deny the handshake
+                    await websocket.send_denial_response(response)
 
     async def respond(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer ``exc`` with its handler; used by the app for a request's deadline (504)."""
