@@ -109,10 +109,14 @@ class RequestScope:
         """The app's ``send``: records how far the response has got."""
         message_type = message["type"]
         if message_type == "http.response.body":
-            if not message.get("more_body", False):
-                # Mark before sending: the server answers the last byte with an
-                # immediate http.disconnect, which must not cancel anything.
-                self.response_complete = True
+            if message.get("more_body", False):
+                # A stream can go on sending to a client that has left (the server
+                # drops the bytes silently): blocking here must start the watcher.
+                await self._send(message)
+                return
+            # Mark before sending: the server answers the last byte with an
+            # immediate http.disconnect, which must not cancel anything.
+            self.response_complete = True
         elif message_type == "http.response.start":
             self.response_started = True
         self._sending = True
