@@ -134,6 +134,9 @@ class RequestScope:
         if timeout is not UNSET:
             self.deadline = math.inf if timeout is None else self._started() + timeout
         if cancel_on_disconnect is not UNSET:
+            if cancel_on_disconnect and not self.cancel_on_disconnect:
+                # The app did not watch for a disconnect (see run()); this route does.
+                self.companion().watch()
             self.cancel_on_disconnect = cancel_on_disconnect
         if max_body_size is not UNSET:
             self.receiver.max_body_size = max_body_size
@@ -190,13 +193,14 @@ class RequestScope:
         """Run the app inside the cancel scope; start the watcher once the app blocks.
 
         With no deadline and no cancel-on-disconnect there is nothing to
-        cancel, and the app runs without a cancel scope at all.
+        watch for, and the app runs without the trampoline; still inside the
+        cancel scope, as a route may set a deadline or turn watching on.
         """
-        if self.cancel_on_disconnect or self.cancel_scope.deadline != math.inf:
-            with self.cancel_scope:
+        with self.cancel_scope:
+            if self.cancel_on_disconnect or self.cancel_scope.deadline != math.inf:
                 await _run_until_blocked(app_call, self._on_block)
-        else:
-            await app_call
+            else:
+                await app_call
 
     def _on_block(self) -> bool:
         """The app is about to wait: start watching for a disconnect, unless it only waits
