@@ -1,9 +1,12 @@
 """Test clients: ``AsyncTestClient`` runs the app in the test's own trio run; ``TestClient`` is the
-synchronous drop-in for Starlette's, running the app under trio in a background thread."""
+synchronous drop-in for Starlette's, running the app under trio in a background thread.
+
+Both speak WebSockets too: ``websocket_connect(path, subprotocols=None, headers=None)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, contextmanager
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -14,10 +17,21 @@ from httpx._types import CookieTypes, HeaderTypes
 
 from toolkit.testing.lifespan import LifespanManager
 from toolkit.testing.portal import Portal, start_portal
-from toolkit.testing.transport import ASGIResponseStream, ASGITransport
-from toolkit.types import ASGIApp
+from toolkit.testing.transport import (
+    ASGIResponseStream,
+    ASGITransport,
+    AsyncWebSocketSession,
+    WebSocketDenialResponse,
+)
+from toolkit.types import ASGIApp, Message
 
-__all__ = ["AsyncTestClient", "TestClient"]
+__all__ = [
+    "AsyncTestClient",
+    "AsyncWebSocketSession",
+    "TestClient",
+    "WebSocketDenialResponse",
+    "WebSocketTestSession",
+]
 
 _Session = tuple[Portal, ASGITransport]
 
@@ -31,6 +45,23 @@ def _with_user_agent(headers: HeaderTypes | None) -> httpx.Headers:
     merged = httpx.Headers(headers)
     merged.setdefault("user-agent", "testclient")
     return merged
+
+
+def _handshake_request(
+    client: httpx.Client | httpx.AsyncClient,
+    url: str,
+    subprotocols: Sequence[str] | None,
+    headers: HeaderTypes | None,
+) -> httpx.Request:
+    """The handshake a browser would send for ``url``, with the client's headers and cookies."""
+    handshake = httpx.Headers(headers)
+    handshake.setdefault("connection", "upgrade")
+    handshake.setdefault("upgrade", "websocket")
+    handshake.setdefault("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    handshake.setdefault("sec-websocket-version", "13")
+    if subprotocols:
+        handshake["sec-websocket-protocol"] = ", ".join(subprotocols)
+    return client.build_request("GET", url, headers=handshake)
 
 
 class AsyncTestClient(httpx.AsyncClient):
@@ -98,6 +129,18 @@ class AsyncTestClient(httpx.AsyncClient):
     async def wait_idle(self) -> None:
         """Wait for every request task (background work included); raise errors they left."""
         await self._asgi.wait_idle()
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: HeaderTypes | None = None,
+    ) -> AsyncWebSocketSession:
+        """Open a WebSocket to the app: ``async with client.websocket_connect("/ws") as ws:``.
+
+        See ``AsyncWebSocketSession`` for the handshake's outcomes and what leaving does.
+        """
+        return self._asgi.websocket_connect(_handshake_request(self, url, subprotocols, headers))
 
 
 class TestClient(httpx.Client):
@@ -167,6 +210,20 @@ class TestClient(httpx.Client):
         stack, self._exit_stack = self._exit_stack, None
         assert stack is not None, "TestClient was not entered"
         stack.__exit__(exc_type, exc_value, traceback)
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: HeaderTypes | None = None,
+    ) -> WebSocketTestSession:
+        """Open a WebSocket to the app: ``with client.websocket_connect("/ws") as ws:``.
+
+        A refused handshake raises ``WebSocketDisconnect`` (a close) or ``WebSocketDenialResponse``
+        (an HTTP response); see ``AsyncWebSocketSession``, whose methods these are.
+        """
+        request = _handshake_request(self, url, subprotocols, headers)
+        return WebSocketTestSession(self._open_session, request)
 
     def _forget_session(self) -> None:
         self._session = None
@@ -277,3 +334,93 @@ class _PortalResponseStream(httpx.SyncByteStream):
 
 async def _next_chunk(stream: ASGIResponseStream) -> bytes | None:
     return await anext(stream, None)
+
+
+class WebSocketTestSession:
+    """The sync client's end of a WebSocket: an ``AsyncWebSocketSession`` driven through the portal.
+
+    Starlette's ``WebSocketTestSession``: use it as a context manager; the methods block.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self, open_session: Callable[[], AbstractContextManager[_Session]], request: httpx.Request
+    ) -> None:
+        self._open_session = open_session
+        self._request = request
+        self._portal: Portal | None = None
+        self._session: AsyncWebSocketSession | None = None
+        self._exit_stack: ExitStack | None = None
+
+    def __enter__(self) -> Self:
+        with ExitStack() as stack:
+            portal, transport = stack.enter_context(self._open_session())
+            session = transport.websocket_connect(self._request)
+            portal.call(session.__aenter__)
+            stack.push(lambda *exc_info: portal.call(session.__aexit__, *exc_info))
+            self._portal, self._session = portal, session
+            self._exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        assert stack is not None, "WebSocketTestSession was not entered"
+        stack.__exit__(exc_type, exc_value, traceback)
+
+    @property
+    def _open(self) -> tuple[Portal, AsyncWebSocketSession]:
+        if self._portal is None or self._session is None:
+            raise RuntimeError(
+                "Use the session as a context manager: `with client.websocket_connect(...)`"
+            )
+        return self._portal, self._session
+
+    @property
+    def accepted_subprotocol(self) -> str | None:
+        return self._open[1].accepted_subprotocol
+
+    @property
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._open[1].extra_headers
+
+    def send(self, message: Message) -> None:
+        portal, session = self._open
+        portal.call(session.send, message)
+
+    def send_text(self, data: str) -> None:
+        portal, session = self._open
+        portal.call(session.send_text, data)
+
+    def send_bytes(self, data: bytes) -> None:
+        portal, session = self._open
+        portal.call(session.send_bytes, data)
+
+    def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        portal, session = self._open
+        portal.call(session.send_json, data, mode)
+
+    def close(self, code: int = 1000, reason: str | None = None) -> None:
+        portal, session = self._open
+        portal.call(session.close, code, reason)
+
+    def receive(self) -> Message:
+        portal, session = self._open
+        return portal.call(session.receive)
+
+    def receive_text(self) -> str:
+        portal, session = self._open
+        return portal.call(session.receive_text)
+
+    def receive_bytes(self) -> bytes:
+        portal, session = self._open
+        return portal.call(session.receive_bytes)
+
+    def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        portal, session = self._open
+        return portal.call(session.receive_json, mode)

@@ -151,6 +151,11 @@ class WebSocket(HTTPConnection):
             )
         return self._nursery
 
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code once it has gone (1006 behind hypercorn), else None."""
+        return None if self._disconnect is None else self._disconnect.get("code", 1000)
+
     # -- receiving
 
     async def receive(self) -> Message:
@@ -352,22 +357,28 @@ class WebSocket(HTTPConnection):
             message = await receive()
             kind = message["type"]
             if kind == "websocket.disconnect":
-                self._peer_gone(message, inbox)
+                # After the app's own close this is only the peer's answer: nothing to cancel.
+                closed_first = self.application_state is WebSocketState.DISCONNECTED
+                self._peer_gone(message, inbox, cancel=not closed_first)
                 return
             if kind == "websocket.receive" and limit is not None and _too_big(message, limit):
                 await self.close(WS_1009_MESSAGE_TOO_BIG, "Message too big")
                 closed = {"type": "websocket.disconnect", "code": WS_1009_MESSAGE_TOO_BIG}
-                self._peer_gone(closed, inbox)
+                self._peer_gone(closed, inbox, cancel=True)
                 return
             try:
                 inbox.send_nowait(message)
             except trio.WouldBlock:
                 await inbox.send(message)
 
-    def _peer_gone(self, message: Message, inbox: trio.MemorySendChannel[Message]) -> None:
-        """Stop the session: receivers get the disconnect, everything else is cancelled."""
+    def _peer_gone(
+        self, message: Message, inbox: trio.MemorySendChannel[Message], *, cancel: bool
+    ) -> None:
+        """Receivers get the disconnect; with ``cancel``, everything else is cancelled."""
         self._disconnect = message
         inbox.close()  # receivers drain what is buffered, then see the disconnect
+        if not cancel:
+            return
         handler_scope = self._handler_scope
         if self._handler_receiving and handler_scope is not None:
             # The handler is waiting for this news: let it clean up, for a while.

@@ -8,16 +8,19 @@ response is done.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, suppress
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import unquote
 
 import httpx
 import trio
 
 from toolkit.types import ASGIApp, Message, Scope
+from toolkit.websockets import WebSocketDisconnect
 
 _BODYLESS_STATUSES = frozenset({204, 304})
 _ERROR_HEADERS = [(b"content-length", b"0"), (b"connection", b"close")]  # hypercorn's 500
@@ -335,6 +338,40 @@ class ASGITransport(httpx.AsyncBaseTransport):
             "state": self.state.copy(),
         }
 
+    def build_websocket_scope(self, request: httpx.Request) -> Scope:
+        """The WebSocket scope hypercorn would build for a handshake ``request`` over HTTP/1.1."""
+        scope = self.build_scope(request)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["asgi"] = {"version": "3.0", "spec_version": "2.3"}
+        scope["scheme"] = "wss" if request.url.scheme in ("https", "wss") else "ws"
+        offered = request.headers.get("sec-websocket-protocol", "")
+        scope["subprotocols"] = [name.strip() for name in offered.split(",") if name.strip()]
+        scope["extensions"] = {"websocket.http.response": {}}
+        return scope
+
+    def websocket_connect(self, request: httpx.Request) -> AsyncWebSocketSession:
+        """A WebSocket session on the handshake ``request``; enter it to connect."""
+        if self._nursery is None:
+            raise RuntimeError("Open the client first: `async with AsyncTestClient(app) as client`")
+        return AsyncWebSocketSession(self, request)
+
+    def start_websocket(self, exchange: _WebSocketExchange) -> None:
+        """Run the app on a WebSocket exchange, in the transport's nursery."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_websocket_app, exchange)
+
+    async def _run_websocket_app(self, exchange: _WebSocketExchange) -> None:
+        error: Exception | None = None
+        try:
+            with exchange.cancel_scope:
+                await self.app(exchange.scope, exchange.receive, exchange.send)
+        except Exception as raised:
+            leaf = unwrap_exception_group(raised)
+            error = leaf if isinstance(leaf, Exception) else raised
+        finally:
+            exchange.app_finished(error)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Start the app on ``request``; return once it has started the response."""
         if self._nursery is None:
@@ -399,3 +436,294 @@ class ASGITransport(httpx.AsyncBaseTransport):
             raise errors[0]
         if errors:
             raise ExceptionGroup("ASGI app errors after their responses", errors)
+
+
+# -- WebSockets
+
+#: Seconds an app gets to finish once the test client has closed its WebSocket, before it is
+#: cancelled (a server would leave it running; a test must end).
+WEBSOCKET_CLOSE_TIMEOUT = 5.0
+
+
+class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ignore[misc]
+    """The app refused the WebSocket handshake with an HTTP response (``send_denial_response``).
+
+    An ``httpx.Response`` (``status_code``, ``headers``, ``content``...) and a
+    ``WebSocketDisconnect`` with code 1006, as a browser reports a failed handshake.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        request: httpx.Request,
+    ) -> None:
+        httpx.Response.__init__(
+            self, status_code, headers=headers, content=content, request=request
+        )
+        WebSocketDisconnect.__init__(self, 1006, f"{status_code} {self.reason_phrase}")
+
+
+class _WebSocketExchange:
+    """One WebSocket session between the test client and an app task, seen from both sides.
+
+    App side: ``receive``/``send``, which behave as hypercorn's do (see the session class).
+    Client side: ``to_app`` and ``from_app``, unbounded as in Starlette's test client.
+    """
+
+    def __init__(self, transport: ASGITransport, request: httpx.Request) -> None:
+        self.transport = transport
+        self.request = request
+        self.scope = transport.build_websocket_scope(request)
+        self.to_app, self._app_inbox = trio.open_memory_channel[Message](math.inf)
+        self._app_outbox, self.from_app = trio.open_memory_channel[Message](math.inf)
+        self.cancel_scope = trio.CancelScope()
+        self.finished = trio.Event()
+        self.state = "handshake"  # then "connected" or "response", then "closed"
+        self.client_left = False
+        self.error: Exception | None = None
+
+    async def receive(self) -> Message:
+        """The app's ``receive``: connect, the client's messages, one disconnect, then it blocks."""
+        return await self._app_inbox.receive()
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``: hypercorn's rules; after the client left, messages are dropped."""
+        kind, state = message["type"], self.state
+        if self.client_left or (state == "closed" and kind in _LATE_MESSAGES):
+            await trio.lowlevel.checkpoint()
+            return
+        if kind == "websocket.send" and state == "connected":
+            message = _data_message(message)
+        elif kind == "websocket.accept" and state == "handshake":
+            message = self._accept(message)
+        elif kind == "websocket.close" and state in ("handshake", "connected"):
+            self.state = "closed"
+            message = {
+                "type": kind,
+                "code": int(message.get("code", 1000)),
+                "reason": message.get("reason") or "",
+            }
+        elif kind == "websocket.http.response.start" and state == "handshake":
+            self.state = "response"
+            message = {
+                "type": kind,
+                "status": int(message["status"]),
+                "headers": [(bytes(k), bytes(v)) for k, v in message.get("headers", ())],
+            }
+        elif kind == "websocket.http.response.body" and state == "response":
+            more_body = bool(message.get("more_body", False))
+            if not more_body:
+                self.state = "closed"
+            message = {
+                "type": kind,
+                "body": bytes(message.get("body", b"")),
+                "more_body": more_body,
+            }
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} in WebSocket state {state!r}")
+        await self._app_outbox.send(message)
+        if self.state == "closed":
+            # The client answers the close (or the refused handshake ends): as hypercorn, 1000.
+            self.disconnect_app({"type": "websocket.disconnect", "code": 1000})
+
+    def _accept(self, message: Message) -> Message:
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
+            raise RuntimeError(f"Invalid subprotocol {subprotocol!r}: the client did not offer it")
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in message.get("headers") or ()]
+        for name, _ in headers:
+            if name == b"sec-websocket-protocol" or name.startswith(b":"):
+                raise RuntimeError(f"Invalid accept header {name!r}: use the subprotocol argument")
+        self.state = "connected"
+        return {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
+
+    def disconnect_app(self, message: Message) -> None:
+        """Give the app its one ``websocket.disconnect``; later messages from it are dropped."""
+        if not self.client_left:
+            self.client_left = True
+            self.to_app.send_nowait(message)
+
+    def app_finished(self, error: Exception | None) -> None:
+        """How the app ended, as the client sees it: hypercorn's 500 or 1011 if it was too soon."""
+        raising = error is not None and self.transport.raise_app_exceptions
+        if raising:
+            self.error = error
+        elif self.state == "handshake":
+            self._app_outbox.send_nowait(
+                {"type": "websocket.http.response.start", "status": 500, "headers": _ERROR_HEADERS}
+            )
+            self._app_outbox.send_nowait(
+                {"type": "websocket.http.response.body", "body": b"", "more_body": False}
+            )
+        elif self.state == "connected" and not self.client_left:
+            self._app_outbox.send_nowait({"type": "websocket.close", "code": 1011, "reason": ""})
+        self.state = "closed"
+        self._app_outbox.close()
+        self.finished.set()
+
+    def take_error(self) -> Exception | None:
+        error, self.error = self.error, None
+        return error
+
+
+_LATE_MESSAGES = frozenset({"websocket.send", "websocket.close"})
+
+
+def _data_message(message: Message) -> Message:
+    data, text = message.get("bytes"), message.get("text")
+    if data is not None and text is None:
+        return {"type": "websocket.send", "bytes": bytes(data)}
+    if text is not None and data is None and isinstance(text, str):
+        return {"type": "websocket.send", "text": text}
+    raise TypeError("websocket.send needs exactly one of 'bytes' (bytes) or 'text' (str)")
+
+
+class AsyncWebSocketSession:
+    """The test's end of a WebSocket: what ``AsyncTestClient.websocket_connect`` yields.
+
+    Entering runs the app and waits for the handshake: an accept opens the session, a close
+    raises ``WebSocketDisconnect`` (code and reason), an HTTP response raises
+    ``WebSocketDenialResponse``. ``receive_*`` raise ``WebSocketDisconnect`` once the app has
+    closed. Leaving closes with 1000 if still open, then waits for the app task to finish
+    (cancelling it after ``WEBSOCKET_CLOSE_TIMEOUT`` seconds) and raises its error, if any.
+
+    The app sees what hypercorn gives it, with one difference: ``close(code, reason)`` reaches
+    the app with its code and reason, where hypercorn reports 1006.
+    """
+
+    def __init__(self, transport: ASGITransport, request: httpx.Request) -> None:
+        self._transport = transport
+        self._exchange = _WebSocketExchange(transport, request)
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+        self._close: Message | None = None  # the app's close, once received
+        self._closed_by_client = False
+
+    async def __aenter__(self) -> Self:
+        exchange = self._exchange
+        self._transport.start_websocket(exchange)
+        try:
+            await exchange.to_app.send({"type": "websocket.connect"})
+            message = await self.receive()
+        except BaseException:
+            await self._finish(cancel=True)
+            raise
+        if message["type"] != "websocket.accept":
+            refusal = await self._refusal(message)
+            await self._finish(cancel=False)
+            raise refusal
+        self.accepted_subprotocol = message["subprotocol"]
+        self.extra_headers = message["headers"]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.close()
+        await self._finish(cancel=exc_value is not None)
+
+    async def _finish(self, *, cancel: bool) -> None:
+        """Wait for the app task (cancel it if asked or if it overstays); raise its error."""
+        exchange = self._exchange
+        exchange.disconnect_app({"type": "websocket.disconnect", "code": 1006})
+        if cancel:
+            exchange.cancel_scope.cancel()
+        with trio.move_on_after(WEBSOCKET_CLOSE_TIMEOUT) as waiting:
+            await exchange.finished.wait()
+        if waiting.cancelled_caught:
+            exchange.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await exchange.finished.wait()
+        error = exchange.take_error()
+        if error is not None and not cancel:
+            raise error
+
+    async def _refusal(self, message: Message) -> WebSocketDisconnect:
+        """The exception for a handshake the app refused with ``message``."""
+        if message["type"] == "websocket.http.response.start":
+            body = bytearray()
+            while True:
+                part = await self.receive()
+                body += part["body"]
+                if not part["more_body"]:
+                    break
+            return WebSocketDenialResponse(
+                message["status"], message["headers"], bytes(body), self._exchange.request
+            )
+        return WebSocketDisconnect(message["code"], message["reason"])
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message to the app as is (``websocket.receive`` or ``.disconnect``)."""
+        exchange = self._exchange
+        if self._closed_by_client:
+            raise RuntimeError("This WebSocket session is closed")
+        if message["type"] == "websocket.disconnect":
+            self._closed_by_client = True
+            exchange.disconnect_app(message)
+        elif exchange.client_left:  # the app closed: the message is lost, as on a network
+            await trio.lowlevel.checkpoint()
+        else:
+            await exchange.to_app.send(message)
+
+    async def send_text(self, data: str) -> None:
+        await self.send({"type": "websocket.receive", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send({"type": "websocket.receive", "bytes": data})
+
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if mode == "text":
+            await self.send_text(text)
+        else:
+            await self.send_bytes(text.encode("utf-8"))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection from the client's side; the app sees this code and reason."""
+        if not self._closed_by_client:
+            await self.send({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
+
+    async def receive(self) -> Message:
+        """The next message the app sent; after the app ended, its error or its close again."""
+        if self._close is not None:
+            return self._close
+        try:
+            message = await self._exchange.from_app.receive()
+        except trio.EndOfChannel:
+            error = self._exchange.take_error()
+            if error is not None:
+                raise error from None
+            message = {"type": "websocket.close", "code": 1006, "reason": ""}
+        if message["type"] == "websocket.close":
+            self._close = message
+        return message
+
+    async def _receive_data(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "websocket.close":
+            raise WebSocketDisconnect(message["code"], message["reason"])
+        return message
+
+    async def receive_text(self) -> str:
+        text: str | None = (await self._receive_data()).get("text")
+        if text is None:
+            raise TypeError("Expected a text message, got a binary one")
+        return text
+
+    async def receive_bytes(self) -> bytes:
+        data: bytes | None = (await self._receive_data()).get("bytes")
+        if data is None:
+            raise TypeError("Expected a binary message, got a text one")
+        return data
+
+    async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        if mode not in ("text", "binary"):
+            raise RuntimeError('The "mode" argument should be "text" or "binary".')
+        message = await self._receive_data()
+        text = message["text"] if mode == "text" else message["bytes"].decode("utf-8")
+        return json.loads(text)
