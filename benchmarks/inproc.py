@@ -81,6 +81,17 @@ class HTTPExchange:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
 
+class YieldingHTTPExchange(HTTPExchange):
+    """An HTTPExchange whose send() yields to trio's scheduler, as a real server's socket write
+    does, so that code which runs only once the app blocks (such as a disconnect watcher) runs."""
+
+    __slots__ = ()
+
+    async def send(self, message: Message) -> None:
+        await trio.lowlevel.checkpoint()
+        await super().send(message)
+
+
 def http_scope(scenario: Scenario) -> Message:
     """The scope hypercorn would build for the scenario's request over HTTP/1.1."""
     headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), (b"accept", b"*/*")]
@@ -105,7 +116,9 @@ def http_scope(scenario: Scenario) -> Message:
     }
 
 
-def make_batch(app: Any, scenario: Scenario, state: dict[str, Any]) -> Batch:
+def make_batch(
+    app: Any, scenario: Scenario, state: dict[str, Any], exchange_class: type[HTTPExchange]
+) -> Batch:
     """Return ``batch(n)``, which makes n requests in a row and fails on any non-200 answer."""
     base = http_scope(scenario)
     body = scenario.body
@@ -115,7 +128,7 @@ def make_batch(app: Any, scenario: Scenario, state: dict[str, Any]) -> Batch:
             scope = base.copy()
             scope["state"] = state.copy()
             scope["extensions"] = {}
-            exchange = HTTPExchange(body)
+            exchange = exchange_class(body)
             await app(scope, exchange.receive, exchange.send)
             if exchange.status != 200 or not exchange.complete:
                 raise RuntimeError(f"{scenario.name}: status {exchange.status}")
@@ -123,11 +136,13 @@ def make_batch(app: Any, scenario: Scenario, state: dict[str, Any]) -> Batch:
     return batch
 
 
-async def check(app: Any, scenario: Scenario, state: dict[str, Any]) -> str | None:
+async def check(
+    app: Any, scenario: Scenario, state: dict[str, Any], exchange_class: type[HTTPExchange]
+) -> str | None:
     """Make one request and say what is wrong with the response, or None if it is right."""
     scope = http_scope(scenario)
     scope["state"] = state.copy()
-    exchange = HTTPExchange(scenario.body)
+    exchange = exchange_class(scenario.body)
     try:
         with trio.move_on_after(5):
             await app(scope, exchange.receive, exchange.send)
@@ -202,6 +217,7 @@ async def measure(
     if sniffio.current_async_library() != "trio":
         raise RuntimeError("not running under trio")
     frameworks = list(apps)
+    exchange_class = YieldingHTTPExchange if args.yielding_send else HTTPExchange
     batches: dict[tuple[str, str], tuple[Batch, int]] = {}
     skipped: dict[str, str] = {}
     samples: dict[str, dict[str, list[float]]] = {fw: {} for fw in frameworks}
@@ -215,12 +231,12 @@ async def measure(
                 frameworks.remove(fw)
         for scenario in scenarios:
             for fw in frameworks:
-                problem = await check(apps[fw], scenario, lifespans[fw].state)
+                problem = await check(apps[fw], scenario, lifespans[fw].state, exchange_class)
                 if problem is not None:
                     skipped[f"{fw}/{scenario.name}"] = f"wrong response: {problem}"
                     print(f"!! {fw}/{scenario.name}: {problem}; skipped", file=sys.stderr)
                     continue
-                batch = make_batch(apps[fw], scenario, lifespans[fw].state)
+                batch = make_batch(apps[fw], scenario, lifespans[fw].state, exchange_class)
                 n = await batch_size(batch, args.warmup_seconds, args.batch_seconds)
                 batches[fw, scenario.name] = (batch, n)
                 samples[fw][scenario.name] = []
@@ -314,6 +330,11 @@ def main() -> int:
     )
     parser.add_argument("--batch-seconds", type=float, default=0.2, help="length of one batch")
     parser.add_argument("--warmup-seconds", type=float, default=0.2, help="warm-up per batch kind")
+    parser.add_argument(
+        "--yielding-send",
+        action="store_true",
+        help="send() yields to trio's scheduler, as a server's socket write does",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write samples and summary here")
     args = parser.parse_args()
 
@@ -340,9 +361,10 @@ def main() -> int:
     environment["loadavg_end"] = describe_environment()["loadavg"]
     summary = summarise(samples, scenarios)
     frameworks = [fw for fw in apps if samples[fw]]
+    mode = "send() yields" if args.yielding_send else "send() returns at once"
     print(
-        f"\nIn process under trio.run; median µs per request over {args.rounds} interleaved "
-        f"rounds; ratios paired per round (< 1: faster). {environment['date']}, "
+        f"\nIn process under trio.run, {mode}; median µs per request over {args.rounds} interleaved"
+        f" rounds; ratios paired per round (< 1: faster). {environment['date']}, "
         f"{environment['cpus']} CPUs, load {environment['loadavg']} -> {environment['loadavg_end']}"
     )
     print(render(summary, frameworks, scenarios))
