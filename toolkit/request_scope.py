@@ -69,6 +69,7 @@ class RequestScope:
         "cancel_on_disconnect",
         "cancel_reason",
         "cancel_scope",
+        "handler_scope",
         "receiver",
         "response_complete",
         "response_started",
@@ -96,6 +97,8 @@ class RequestScope:
             self.cancel_scope.deadline = self.start_time + timeout
         self.cancel_on_disconnect = cancel_on_disconnect
         self.cancel_reason: str | None = None
+        # Set by serve_endpoint around the endpoint call: what a failing child cancels.
+        self.handler_scope: trio.CancelScope | None = None
         self.response_started = False
         self.response_complete = False
         self._sending = False
@@ -364,7 +367,13 @@ class _Companion:
             raise
         except BaseException as exc:  # a system task must not raise: hand it to the request
             self._error = exc
-            self.owner.cancel("a request.nursery child failed")
+            handler_scope = self.owner.handler_scope
+            if handler_scope is not None:
+                # The endpoint's caller re-raises the error outside this scope, where
+                # it can still be answered like the handler's own (500 or a handler).
+                handler_scope.cancel()
+            else:
+                self.owner.cancel("a request.nursery child failed")
         finally:
             self._ready.set()
             self._finished.set()

@@ -107,10 +107,19 @@ async def serve_endpoint(
     scope, receive, send = request.scope, request.receive, request._send
     request_scope: RequestScope | None = scope.get(SCOPE_KEY)
     try:
-        response = await endpoint(request)
         if request_scope is None:
+            response = await endpoint(request)
             await response(scope, receive, send)
         else:
+            # A failing child cancels this scope; join_children(), below, raises its
+            # error outside it, to be answered as the handler's own would be. (Not
+            # held across the response: BaseHTTPMiddleware needs it closed by then.)
+            with trio.CancelScope() as handler_scope:
+                request_scope.handler_scope = handler_scope
+                response = await endpoint(request)
+            request_scope.handler_scope = None
+            if handler_scope.cancelled_caught:
+                return
             await response.send_response(scope, receive, send)
     finally:
         if request_scope is not None:
