@@ -56,6 +56,7 @@ class HTTPExchange:
         self.response_done: trio.Event | None = None
 
     async def receive(self) -> Message:
+        """The request body first; then http.disconnect, once the response is complete."""
         request = self.request
         if request is not None:
             self.request = None
@@ -67,6 +68,7 @@ class HTTPExchange:
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
+        """Record the response's status, headers and body."""
         kind = message["type"]
         if kind == "http.response.body":
             self.chunks.append(message.get("body", b""))
@@ -88,6 +90,7 @@ class YieldingHTTPExchange(HTTPExchange):
     __slots__ = ()
 
     async def send(self, message: Message) -> None:
+        """Yield to the scheduler, then record the message."""
         await trio.lowlevel.checkpoint()
         await super().send(message)
 

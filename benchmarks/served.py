@@ -57,6 +57,7 @@ class LoadResult:
 
     @property
     def rps(self) -> float:
+        """Requests per second over the timed run."""
         return self.requests / self.seconds
 
 

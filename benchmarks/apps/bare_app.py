@@ -45,14 +45,17 @@ async def read_body(receive: Receive) -> bytes:
 
 
 async def plaintext(scope: Scope, receive: Receive, send: Send) -> None:
+    """The plaintext scenario: a fixed text body."""
     await respond(send, 200, TEXT, HELLO.encode())
 
 
 async def json_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """The json scenario: a small dict as JSON."""
     await respond(send, 200, JSON, dump({"message": HELLO}))
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """The echo scenario: the request's JSON body, parsed and sent back."""
     try:
         value = json.loads(await read_body(receive))
     except ValueError:
@@ -62,6 +65,7 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def decoy(scope: Scope, receive: Receive, send: Send) -> None:
+    """One of the 50 decoy routes; never requested."""
     await respond(send, 200, TEXT, b"decoy")
 
 

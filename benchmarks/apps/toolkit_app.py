@@ -10,22 +10,27 @@ from .common import DECOY_PATHS, HELLO, PURE_ASGI_MIDDLEWARE
 
 
 async def plaintext(request: Request) -> PlainTextResponse:
+    """The plaintext scenario: a fixed text body."""
     return PlainTextResponse(HELLO)
 
 
 async def json_endpoint(request: Request) -> JSONResponse:
+    """The json scenario: a small dict as JSON."""
     return JSONResponse({"message": HELLO})
 
 
 async def echo(request: Request) -> JSONResponse:
+    """The echo scenario: the request's JSON body, parsed and sent back."""
     return JSONResponse(await request.json())
 
 
 async def user(request: Request) -> JSONResponse:
+    """The users scenario: the int path parameter, as JSON."""
     return JSONResponse({"user_id": request.path_params["user_id"]})
 
 
 async def decoy(request: Request) -> PlainTextResponse:
+    """One of the 50 decoy routes; never requested."""
     return PlainTextResponse("decoy")
 
 
