@@ -16,6 +16,7 @@ A routed session (``WebSocketRoute``, ``websocket_session``, ``WebSocketEndpoint
   is cancelled too, unless it is waiting for a message: then it gets the
   disconnect (``WebSocketDisconnect``, as in Starlette) and has
   ``websocket_disconnect_grace`` seconds to clean up before it is cancelled.
+  (The peer's answer to the app's own close cancels nothing.)
 - When the handler returns, the children are cancelled and the socket is closed.
 - An exception in the handler or a child cancels the rest and propagates
   (unwrapped from its exception group) to the exceptions layer, then to the
