@@ -174,6 +174,7 @@ class App:
         finally:
             await request_scope.close()
         if request_scope.background is not None:
+            request_scope.restore_background_context()
             await run_background(request_scope.background, self.thread_limiter, self.on_task_error)
 
     async def _deadline_passed(self, scope: Scope, request_scope: RequestScope) -> None:

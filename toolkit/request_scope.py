@@ -44,6 +44,8 @@ SCOPE_KEY = "toolkit.request_scope"
 
 AsyncFn = Callable[..., Awaitable[object]]
 
+_EMPTY_CONTEXT = contextvars.Context()
+
 
 class _Unset:
     """The value of a route option that was not given (``None`` means "no limit")."""
@@ -66,6 +68,7 @@ class RequestScope:
         "_send",
         "_sending",
         "background",
+        "background_context",
         "cancel_on_disconnect",
         "cancel_reason",
         "cancel_scope",
@@ -103,6 +106,7 @@ class RequestScope:
         self.response_complete = False
         self._sending = False
         self.background: list[BackgroundTask] | None = None
+        self.background_context = _EMPTY_CONTEXT
         self._companion: _Companion | None = None
         self._exit_stack: AsyncExitStack | None = None
 
@@ -243,8 +247,15 @@ class RequestScope:
         """Run ``background`` once the request scope has closed."""
         if self.background is None:
             self.background = [background]
+            # Middleware may reset its context variables on the way out: keep them.
+            self.background_context = contextvars.copy_context()
         else:
             self.background.append(background)
+
+    def restore_background_context(self) -> None:
+        """Give the current task the context variables seen where the tasks were deferred."""
+        for var, value in self.background_context.items():
+            var.set(value)
 
     async def join_children(self) -> None:
         """Wait for ``request.nursery``'s children; re-raise a child's failure here."""
@@ -314,7 +325,7 @@ class _Companion:
         self.cancel_scope = trio.CancelScope()
         self.nursery_facade = RequestNursery(self)
         self._nursery: trio.Nursery | None = None
-        self._pending: list[tuple[AsyncFn, tuple[object, ...], object]] = []
+        self._pending: list[tuple[AsyncFn, tuple[object, ...], object, contextvars.Context]] = []
         self._watching = False
         self._watch_scope = trio.CancelScope()
         self._ready = trio.Event()
@@ -342,7 +353,8 @@ class _Companion:
         if self._nursery is not None:
             self._nursery.start_soon(async_fn, *args, name=name)
         else:
-            self._pending.append((async_fn, args, name))
+            # Started later from the companion: keep the starter's context variables.
+            self._pending.append((async_fn, args, name, contextvars.copy_context()))
 
     async def ready(self) -> trio.Nursery:
         await self._ready.wait()
@@ -356,8 +368,8 @@ class _Companion:
                     self._nursery = nursery
                     if self._watching:
                         nursery.start_soon(self._watch)
-                    for async_fn, args, name in self._pending:
-                        nursery.start_soon(async_fn, *args, name=name)
+                    for async_fn, args, name, context in self._pending:
+                        context.run(nursery.start_soon, async_fn, *args, name=name)
                     self._pending.clear()
                     self._ready.set()
                     await self._finish.wait()
