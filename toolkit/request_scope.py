@@ -339,8 +339,8 @@ class _Companion:
         )
 
     def watch(self) -> None:
-        """Start the disconnect watcher (once)."""
-        if not self._watching:
+        """Start the disconnect watcher (once, and only while the request lasts)."""
+        if not self._watching and not self._finish.is_set():
             self._watching = True
             if self._nursery is not None:
                 self._nursery.start_soon(self._watch)
