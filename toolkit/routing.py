@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import math
 import re
 from collections.abc import (
     AsyncIterator,
@@ -22,12 +23,19 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import trio
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
-from toolkit.convertors import CONVERTOR_TYPES, Convertor
+from toolkit.convertors import (
+    CONVERTOR_TYPES,
+    Convertor,
+    FloatConvertor,
+    IntegerConvertor,
+    StringConvertor,
+    UUIDConvertor,
+)
 from toolkit.datastructures import URL, Headers, URLPath, parse_host_header
 from toolkit.exceptions import HTTPException
 from toolkit.lifespan import run_lifespan
@@ -281,9 +289,39 @@ class BaseRoute:
         scope.update(child_scope)
         await self.handle(scope, receive, send)
 
-    def _index_key(self) -> str | None:
-        """The literal first path segment every path this route matches starts with, if any."""
-        return None
+    def _index_shape(self) -> RouteShape:
+        """What the router's index may assume about the paths this route matches."""
+        return ANY_SHAPE
+
+
+class RouteShape(NamedTuple):
+    """The paths a route can match, as far as the router's index is concerned."""
+
+    segment: str | None  # the literal first segment of every such path; None: any
+    static_path: str | None  # the only path it matches, when it has no parameters
+    min_slashes: int
+    max_slashes: float
+
+
+ANY_SHAPE = RouteShape(None, None, 0, math.inf)
+
+#: Convertors whose values never contain a slash, so a template's slashes are all its path's.
+_SLASH_FREE_CONVERTORS = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
+
+
+def _template_shape(
+    path: str, convertors: Mapping[str, Convertor[Any]], prefix: bool
+) -> RouteShape:
+    """The shape of a route template; ``prefix`` for a mount (more path may follow)."""
+    segment = _literal_first_segment(path) if path else None
+    slashes = path.count("/")
+    if prefix:
+        return RouteShape(segment, None, slashes + 1, math.inf)
+    if not convertors:
+        return RouteShape(segment, path, slashes, slashes)
+    if all(type(convertor) in _SLASH_FREE_CONVERTORS for convertor in convertors.values()):
+        return RouteShape(segment, None, slashes, slashes)
+    return RouteShape(segment, None, slashes, math.inf)
 
 
 def _first_segment(path: str) -> str:
@@ -395,10 +433,10 @@ class Route(BaseRoute):
             _apply_scope_options(scope, self.scope_options)
         await self.app(scope, receive, send)
 
-    def _index_key(self) -> str | None:
+    def _index_shape(self) -> RouteShape:
         if type(self).matches is not Route.matches:
-            return None  # a subclass matching its own way: try it on every path
-        return _literal_first_segment(self.path)
+            return ANY_SHAPE  # a subclass matching its own way: try it on every path
+        return _template_shape(self.path, self.param_convertors, prefix=False)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -458,10 +496,13 @@ class WebSocketRoute(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
-    def _index_key(self) -> str | None:
+    def _index_shape(self) -> RouteShape:
         if type(self).matches is not WebSocketRoute.matches:
-            return None
-        return _literal_first_segment(self.path)
+            return ANY_SHAPE
+        # Compared by regex, never by string: not a static path for the index.
+        return _template_shape(self.path, self.param_convertors, prefix=False)._replace(
+            static_path=None
+        )
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -567,10 +608,10 @@ class Mount(BaseRoute):
             _apply_scope_options(scope, self.scope_options)
         await self.app(scope, receive, send)
 
-    def _index_key(self) -> str | None:
-        if not self.path or type(self).matches is not Mount.matches:
-            return None
-        return _literal_first_segment(self.path)
+    def _index_shape(self) -> RouteShape:
+        if type(self).matches is not Mount.matches:
+            return ANY_SHAPE
+        return _template_shape(self.path, {}, prefix=True)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mount) and self.path == other.path and self.app == other.app
@@ -655,40 +696,63 @@ class Host(BaseRoute):
 class _RouteIndex:
     """Which routes can match a path, in their original order, found by dict look-ups.
 
-    Static paths map to the routes that can match them exactly; other paths
-    map, by their first segment, to the routes whose template starts with it.
-    Routes with no literal first segment (``/{x}``, root mounts, hosts,
-    custom routes) can match anything and are merged into every list.
+    Each route declares its *shape*: the literal first segment of its paths
+    (if any), its exact path if it has no parameters, and how many slashes its
+    paths can have. A static path finds the routes that can match it exactly;
+    any other path finds, by its first segment and slash count, the dynamic
+    routes that can match it. Routes of unknown shape (hosts, custom routes)
+    are tried for every path. The lists are built once per shape and cached.
     """
 
+    #: How many (segment, slash count) shapes are cached; paths past it are still routed.
+    MAX_CACHED_SHAPES = 4096
+
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
-        anywhere: list[tuple[int, BaseRoute]] = []
-        by_segment: dict[str, list[tuple[int, BaseRoute]]] = {}
-        static: dict[str, list[tuple[int, BaseRoute]]] = {}
+        self._entries: list[tuple[int, BaseRoute, RouteShape]] = []
+        self._segments: set[str] = set()
+        statics: dict[str, list[tuple[int, BaseRoute]]] = {}
         for position, route in enumerate(routes):
-            segment = route._index_key()
-            if segment is None:
-                anywhere.append((position, route))
+            shape = route._index_shape()
+            if shape.static_path is not None:
+                statics.setdefault(shape.static_path, []).append((position, route))
                 continue
-            by_segment.setdefault(segment, []).append((position, route))
-            static_path = getattr(route, "_static_path", None)
-            if static_path is not None:
-                static.setdefault(static_path, []).append((position, route))
+            self._entries.append((position, route, shape))
+            if shape.segment is not None:
+                self._segments.add(shape.segment)
+        self._shapes: dict[tuple[str | None, int], tuple[BaseRoute, ...]] = {}
+        self.static = {
+            path: self._merge(found, self._dynamic(_first_segment(path), path.count("/")))
+            for path, found in statics.items()
+        }
 
-        def merged(*groups: Iterable[tuple[int, BaseRoute]]) -> tuple[BaseRoute, ...]:
-            entries = {position: route for group in groups for position, route in group}
-            return tuple(entries[position] for position in sorted(entries))
+    def _dynamic(self, segment: str | None, slashes: int) -> list[tuple[int, BaseRoute]]:
+        """The non-static routes that can match a path of this first segment and slash count."""
+        return [
+            (position, route)
+            for position, route, shape in self._entries
+            if (shape.segment is None or shape.segment == segment)
+            and shape.min_slashes <= slashes <= shape.max_slashes
+        ]
 
-        self.anywhere = merged(anywhere)
-        self.by_segment = {seg: merged(group, anywhere) for seg, group in by_segment.items()}
-        # A static path can also be matched by the dynamic routes of its segment.
-        self.static = {path: merged(by_segment[_first_segment(path)], anywhere) for path in static}
+    @staticmethod
+    def _merge(*groups: list[tuple[int, BaseRoute]]) -> tuple[BaseRoute, ...]:
+        entries = {position: route for group in groups for position, route in group}
+        return tuple(entries[position] for position in sorted(entries))
 
     def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
         found = self.static.get(route_path)
         if found is not None:
             return found
-        return self.by_segment.get(_first_segment(route_path), self.anywhere)
+        segment: str | None = _first_segment(route_path)
+        if segment not in self._segments:
+            segment = None
+        key = (segment, route_path.count("/"))
+        found = self._shapes.get(key)
+        if found is None:
+            found = self._merge(self._dynamic(*key))
+            if len(self._shapes) < self.MAX_CACHED_SHAPES:
+                self._shapes[key] = found
+        return found
 
 
 class _RouteList(list[BaseRoute]):
