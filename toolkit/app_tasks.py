@@ -83,25 +83,35 @@ class AppTasks:
     ) -> None:
         nursery = self._nursery_or_raise()
         description = describe(async_fn, name)
-        nursery.start_soon(self._supervise, async_fn, args, description, name=description)
+        scope = self._track(description)
+        nursery.start_soon(self._supervise, async_fn, args, description, scope, name=description)
 
     async def start(
         self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
     ) -> Any:
         nursery = self._nursery_or_raise()
         description = describe(async_fn, name)
-        return await nursery.start(self._supervise, async_fn, args, description, name=description)
+        scope = self._track(description)
+        return await nursery.start(
+            self._supervise, async_fn, args, description, scope, name=description
+        )
+
+    def _track(self, description: str) -> trio.CancelScope:
+        """Count a task as running from the moment it is started: a drain begun before it
+        first runs must still wait for it (and cancel it)."""
+        scope = trio.CancelScope()
+        self._running[scope] = description
+        return scope
 
     async def _supervise(
         self,
         async_fn: Callable[..., Awaitable[object]],
         args: tuple[object, ...],
         description: str,
+        scope: trio.CancelScope,
         task_status: trio.TaskStatus[Any] | None = None,
     ) -> None:
         status = None if task_status is None else _StartedStatus(task_status)
-        scope = trio.CancelScope()
-        self._running[scope] = description
         try:
             with scope:
                 if status is None:
@@ -138,7 +148,6 @@ class AppTasks:
             with trio.move_on_after(shutdown_timeout):
                 await self._idle.wait()
         if self._running:
-            # Cancelled tasks finish at their next checkpoint; the nursery waits for them.
             names = ", ".join(sorted(self._running.values()))
             logger.warning(
                 "Shutdown: cancelling %d app task(s) still running after %ss: %s",
@@ -148,3 +157,6 @@ class AppTasks:
             )
             for scope in list(self._running):
                 scope.cancel()
+            # Let their clean-up run now, before the lifespan goes on to close what they use.
+            assert self._idle is not None
+            await self._idle.wait()
