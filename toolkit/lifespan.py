@@ -55,9 +55,11 @@ async def run_lifespan(
             await receive()  # lifespan.shutdown
             if tasks is not None:
                 await tasks.drain(shutdown_timeout)
-    except trio.Cancelled:
-        raise
     except BaseException as exc:
+        if isinstance(exc, trio.Cancelled) or (
+            isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
+        ):
+            raise  # cancelled (nurseries wrap that in groups): the server stops, nothing failed
         phase = "shutdown" if started else "startup"
         logger.error("Lifespan %s failed", phase, exc_info=exc)
         message = "".join(traceback.format_exception(exc))
