@@ -83,8 +83,8 @@ async def test_encodings_decode(
     [
         ("text", {"bytes": b"x"}, "Expected text websocket messages, but got bytes"),
         ("bytes", {"text": "x"}, "Expected bytes websocket messages, but got text"),
-        ("json", {"text": "{oops"}, "Malformed JSON data received."),
-        ("json", {"bytes": b"\xff"}, "Malformed JSON data received."),
+        ("json", {"text": "{oops"}, "Malformed JSON"),
+        ("json", {"bytes": b"\xff"}, "Malformed JSON"),
     ],
 )
 async def test_undecodable_messages_close_with_1003(

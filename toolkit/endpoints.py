@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from typing import Any, Literal
 
@@ -12,7 +11,7 @@ from toolkit.responses import PlainTextResponse, Response
 from toolkit.routing import as_async_endpoint, serve_endpoint
 from toolkit.status import WS_1000_NORMAL_CLOSURE, WS_1011_INTERNAL_ERROR
 from toolkit.types import Message, Receive, Scope, Send
-from toolkit.websockets import MalformedMessage, WebSocket, run_session
+from toolkit.websockets import MalformedMessage, WebSocket, decode_json, run_session
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY")
 
@@ -111,10 +110,7 @@ class WebSocketEndpoint:
                 raise MalformedMessage("Expected bytes websocket messages, but got text")
             return data
         if self.encoding == "json":
-            try:
-                return json.loads(text if text is not None else (data or b"").decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise MalformedMessage("Malformed JSON data received.") from None
+            return decode_json(message)
         assert self.encoding is None, f"Unsupported 'encoding' attribute {self.encoding}"
         return text if text is not None else data
 

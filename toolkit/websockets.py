@@ -58,6 +58,7 @@ __all__ = [
     "WebSocketDisconnect",
     "WebSocketDisconnected",
     "WebSocketState",
+    "decode_json",
     "run_session",
 ]
 
@@ -221,7 +222,7 @@ class WebSocket(HTTPConnection):
         """
         if mode not in ("text", "binary"):
             raise RuntimeError('The "mode" argument should be "text" or "binary".')
-        return _decode_json(await self._receive_data())
+        return decode_json(await self._receive_data())
 
     async def iter_text(self) -> AsyncIterator[str]:
         """Text messages until the peer disconnects."""
@@ -444,7 +445,8 @@ def _too_big(message: Message, limit: int) -> bool:
     return len(text) * 4 > limit and not text.isascii() and len(text.encode("utf-8")) > limit
 
 
-def _decode_json(message: Message) -> Any:
+def decode_json(message: Message) -> Any:
+    """A ``websocket.receive`` message's text or UTF-8 bytes as JSON; else ``MalformedMessage``."""
     text = message.get("text")
     try:
         if text is None:
