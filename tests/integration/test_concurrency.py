@@ -386,7 +386,7 @@ async def test_the_post_response_disconnect_cancels_nothing(probe: Probe) -> Non
     assert probe.log == ["child finished", "exit stack closed", "background finished"]
 
 
-# ----------------------------------------------------------------------------- app tasks at shutdown
+# ------------------------------------------------------------------------- app tasks at shutdown
 
 
 async def test_app_tasks_finish_within_shutdown_timeout_and_are_cancelled_after(
