@@ -34,8 +34,15 @@ from benchmarks.scenarios import SCENARIOS_BY_NAME, Scenario
 Message = dict[str, Any]
 Batch = Callable[[int], Awaitable[None]]
 
-# (numerator, denominator) pairs reported when both frameworks ran.
-RATIOS = [("toolkit", "starlette"), ("toolkit", "bare"), ("starlette", "bare")]
+# (numerator, denominator) pairs reported when both frameworks ran; the last two show what
+# cancel-on-disconnect costs.
+RATIOS = [
+    ("toolkit", "starlette"),
+    ("toolkit", "bare"),
+    ("starlette", "bare"),
+    ("toolkit_nocancel", "starlette"),
+    ("toolkit", "toolkit_nocancel"),
+]
 
 
 class HTTPExchange:
@@ -102,6 +109,7 @@ def http_scope(scenario: Scenario) -> Message:
         headers.append((b"content-length", b"%d" % len(scenario.body)))
     if scenario.content_type:
         headers.append((b"content-type", scenario.content_type.encode()))
+    headers += [(name.encode(), value.encode()) for name, value in scenario.headers]
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.1"},

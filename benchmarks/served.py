@@ -41,7 +41,13 @@ from benchmarks.scenarios import SCENARIOS_BY_NAME, Scenario
 
 HOST = "127.0.0.1"  # loopback only, never anything else
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_report.lua"
-RATIOS = [("toolkit", "starlette"), ("toolkit", "bare"), ("starlette", "bare")]
+RATIOS = [
+    ("toolkit", "starlette"),
+    ("toolkit", "bare"),
+    ("starlette", "bare"),
+    ("toolkit_nocancel", "starlette"),
+]
+DEFAULT_FRAMEWORKS = "bare,starlette,toolkit"
 
 
 @dataclass
@@ -86,9 +92,20 @@ def process_group_cpu_seconds(group: int) -> float:
 
 
 class Server:
-    """One app served by ``python -m hypercorn --worker-class trio`` in its own process group."""
+    """One app served by ``python -m hypercorn --worker-class trio`` in its own process group.
 
-    def __init__(self, framework: str, cpu: str | None, log_dir: Path) -> None:
+    ``framework`` names it in messages and its log; ``app`` is hypercorn's ``module:attribute``
+    (by default the framework's benchmark app); ``environment`` is added to the server's.
+    """
+
+    def __init__(
+        self,
+        framework: str,
+        cpu: str | None,
+        log_dir: Path,
+        app: str | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.framework = framework
         self.port = free_port()
         command = [
@@ -101,7 +118,7 @@ class Server:
             f"{HOST}:{self.port}",
             "--log-level",
             "WARNING",
-            f"{FRAMEWORKS[framework]}:app",
+            app or f"{FRAMEWORKS[framework]}:app",
         ]
         if cpu is not None:
             command = ["taskset", "-c", cpu, *command]
@@ -113,6 +130,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **(environment or {})},
         )
 
     def __enter__(self) -> "Server":
@@ -148,6 +166,21 @@ class Server:
         """CPU seconds used so far by the server and its worker process."""
         return process_group_cpu_seconds(self.process.pid)
 
+    def worker_pid(self) -> int:
+        """The process hypercorn spawned to run the app (the one that holds requests' memory)."""
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                command = Path(entry.path, "cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if int(fields[2]) == self.process.pid and b"spawn_main" in command:
+                return int(entry.name)
+        return self.process.pid  # no worker process: hypercorn serves from its main process
+
     def stop(self) -> None:
         """Terminate the whole process group, killing it if it is not gone within 10 s."""
         if self.process.poll() is None:
@@ -162,10 +195,18 @@ class Server:
         self.log.close()
 
 
+def request_headers(scenario: Scenario) -> dict[str, str]:
+    """The headers a load generator adds for the scenario: its own, and its body's type."""
+    headers = dict(scenario.headers)
+    if scenario.content_type:
+        headers["content-type"] = scenario.content_type
+    return headers
+
+
 def check(port: int, scenario: Scenario) -> str | None:
     """Make the scenario's request once; say what is wrong with the answer, or None."""
     connection = http.client.HTTPConnection(HOST, port, timeout=5)
-    headers = {"content-type": scenario.content_type} if scenario.content_type else {}
+    headers = request_headers(scenario)
     try:
         connection.request(scenario.method, scenario.path, scenario.body or None, headers)
         response = connection.getresponse()
@@ -186,7 +227,7 @@ def wrk_load(
         **os.environ,
         "BENCH_METHOD": scenario.method,
         "BENCH_BODY_FILE": str(body_file) if scenario.body else "",
-        "BENCH_CONTENT_TYPE": scenario.content_type or "",
+        "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in request_headers(scenario).items()),
     }
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     command += ["-s", str(WRK_SCRIPT), f"http://{HOST}:{port}{scenario.path}"]
@@ -213,7 +254,7 @@ def httpx_load(port: int, scenario: Scenario, seconds: int, connections: int) ->
 
     latencies: list[float] = []
     failures = 0
-    headers = {"content-type": scenario.content_type} if scenario.content_type else {}
+    headers = request_headers(scenario)
     url = f"http://{HOST}:{port}{scenario.path}"
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
 
@@ -263,10 +304,11 @@ def measure(
     skipped: dict[str, str] = {}
 
     def load(port: int, scenario: Scenario, seconds: int) -> LoadResult:
+        connections = min(args.connections, scenario.max_connections or args.connections)
         if args.load_generator == "wrk":
             body_file.write_bytes(scenario.body)
-            return wrk_load(port, scenario, seconds, args.connections, body_file)
-        return httpx_load(port, scenario, seconds, args.connections)
+            return wrk_load(port, scenario, seconds, connections, body_file)
+        return httpx_load(port, scenario, seconds, connections)
 
     for round_index in range(args.rounds):
         shift = round_index % len(frameworks)
@@ -294,7 +336,7 @@ def measure(
                     )
                     results[fw].setdefault(scenario.name, []).append(result)
                     print(
-                        f"   round {round_index + 1}/{args.rounds} {scenario.name:9} {fw:9} "
+                        f"   round {round_index + 1}/{args.rounds} {scenario.name:9} {fw:16} "
                         f"{result.rps:8.0f} req/s  p99 {result.p99_ms:6.1f} ms  "
                         f"server CPU {result.server_cpu:4.0%}  failures {result.failures}",
                         file=sys.stderr,
@@ -337,6 +379,8 @@ def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scena
     medians, ratios = summary["medians"], summary["rps_ratios"]
     header = ["scenario", *(f"{fw} req/s (p99 ms)" for fw in frameworks)]
     header += [f"{pair} req/s" for pair in ratios]
+    if "toolkit/starlette" in ratios:
+        header.append("target (toolkit/starlette req/s)")
     rows = []
     for scenario in scenarios:
         row = [scenario.name]
@@ -347,8 +391,17 @@ def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scena
             "-" if scenario.name not in ratio else f"{ratio[scenario.name]:.2f}"
             for ratio in ratios.values()
         ]
+        if "toolkit/starlette" in ratios:
+            row.append(_verdict(ratios["toolkit/starlette"].get(scenario.name), scenario))
         rows.append(row)
     return format_table(header, rows)
+
+
+def _verdict(ratio: float | None, scenario: Scenario) -> str:
+    if ratio is None or scenario.served_target is None:
+        return "-"
+    met = ratio >= scenario.served_target
+    return f"≥ {scenario.served_target:.1f}: {'met' if met else 'MISSED'}"
 
 
 def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -369,7 +422,10 @@ def main() -> int:
         "-s", "--scenarios", default="all", help=f"comma-separated: {', '.join(SCENARIOS_BY_NAME)}"
     )
     parser.add_argument(
-        "-f", "--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset"
+        "-f",
+        "--frameworks",
+        default=DEFAULT_FRAMEWORKS,
+        help=f"comma-separated, among {', '.join(FRAMEWORKS)} (default {DEFAULT_FRAMEWORKS})",
     )
     parser.add_argument(
         "--load-generator",
@@ -423,9 +479,15 @@ def main() -> int:
     summary = summarise(results, scenarios)
     shown = [fw for fw in frameworks if results[fw]]
     pinning = "server on CPU 0, load on CPU 1" if args.server_cpu else "no CPU pinning"
+    capped = ", ".join(
+        f"{scenario.name}: {scenario.max_connections}"
+        for scenario in scenarios
+        if scenario.max_connections and scenario.max_connections < args.connections
+    )
     print(
         f"\nServed by hypercorn's trio worker on {HOST}; {args.load_generator}, "
-        f"{args.connections} connections, {args.duration} s runs after {args.warmup} s warm-up, "
+        f"{args.connections} connections{f' ({capped})' if capped else ''}, "
+        f"{args.duration} s runs after {args.warmup} s warm-up, "
         f"{pinning}; median over {args.rounds} rounds; ratios paired per round (> 1: more "
         f"req/s). {environment['date']}, {environment['cpus']} CPUs, "
         f"load {environment['loadavg']} -> {environment['loadavg_end']}"

@@ -1,7 +1,7 @@
 -- wrk script for served.py: builds the request from the environment and prints one JSON line.
 --   BENCH_METHOD        request method (default GET)
 --   BENCH_BODY_FILE     file whose bytes are the request body (optional)
---   BENCH_CONTENT_TYPE  content-type of that body (optional)
+--   BENCH_HEADERS       request headers, one "Name: value" a line (optional)
 
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 local body_file = os.getenv("BENCH_BODY_FILE")
@@ -10,9 +10,11 @@ if body_file and body_file ~= "" then
   wrk.body = file:read("*a")
   file:close()
 end
-local content_type = os.getenv("BENCH_CONTENT_TYPE")
-if content_type and content_type ~= "" then
-  wrk.headers["Content-Type"] = content_type
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then
+    wrk.headers[name] = value
+  end
 end
 
 function done(summary, latency, requests)

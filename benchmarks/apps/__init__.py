@@ -1,6 +1,7 @@
 """The benchmark app written once per framework, each module exposing an ASGI callable ``app``.
 
-The harnesses name the frameworks by the short keys of ``FRAMEWORKS``.
+The harnesses name the frameworks by the short keys of ``FRAMEWORKS``. ``toolkit_nocancel`` is
+toolkit's app with cancel-on-disconnect turned off, a variant rather than a framework.
 """
 
 import importlib
@@ -10,6 +11,7 @@ FRAMEWORKS = {
     "bare": "benchmarks.apps.bare_app",
     "starlette": "benchmarks.apps.starlette_app",
     "toolkit": "benchmarks.apps.toolkit_app",
+    "toolkit_nocancel": "benchmarks.apps.toolkit_nocancel_app",
 }
 
 

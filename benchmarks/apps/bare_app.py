@@ -5,12 +5,15 @@ their two messages themselves, with no request or response objects.
 """
 
 import json
+import zlib
 
 from .common import (
     DECOY_PATHS,
+    GZIP_CHUNKS,
     HELLO,
     PURE_ASGI_MIDDLEWARE,
     ASGIApp,
+    Message,
     Receive,
     Scope,
     Send,
@@ -69,11 +72,43 @@ async def decoy(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, TEXT, b"decoy")
 
 
+async def gzip_stream(scope: Scope, receive: Receive, send: Send) -> None:
+    """The gzip scenario by hand: each chunk compressed and flushed as it is sent."""
+    accepted = b"".join(value for name, value in scope["headers"] if name == b"accept-encoding")
+    headers = [(b"content-type", b"application/x-ndjson")]
+    compressor = None
+    if b"gzip" in accepted:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+        headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for chunk in GZIP_CHUNKS:
+        if compressor is not None:
+            chunk = compressor.compress(chunk) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    last = compressor.flush() if compressor is not None else b""
+    await send({"type": "http.response.body", "body": last})
+
+
 def with_middleware(app: ASGIApp) -> ASGIApp:
     """Wrap ``app`` in the shared pure-ASGI middlewares, outermost first."""
     for middleware in reversed(PURE_ASGI_MIDDLEWARE):
         app = middleware(app)
     return app
+
+
+def with_dispatch_header(app: ASGIApp) -> ASGIApp:
+    """Add ``x-dispatch: 1`` to ``app``'s responses: the mw_base middleware, as pure ASGI."""
+
+    async def add_header(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"x-dispatch", b"1")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_header)
+
+    return add_header
 
 
 # Decoy templates are keys of their own: a dict-routed app pays nothing more for them.
@@ -82,6 +117,8 @@ ROUTES: dict[str, tuple[str, ASGIApp]] = {
     "/json": ("GET", json_endpoint),
     "/echo": ("POST", echo),
     "/mw-asgi/plaintext": ("GET", with_middleware(plaintext)),
+    "/mw-base/plaintext": ("GET", with_middleware(with_dispatch_header(plaintext))),
+    "/gzip/stream": ("GET", gzip_stream),
     **{path: ("GET", decoy) for path in DECOY_PATHS},
 }
 

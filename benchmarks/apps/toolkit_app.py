@@ -2,11 +2,13 @@
 
 from toolkit.applications import App
 from toolkit.middleware import Middleware
+from toolkit.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from toolkit.middleware.gzip import GZipMiddleware
 from toolkit.requests import Request
-from toolkit.responses import JSONResponse, PlainTextResponse
+from toolkit.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from toolkit.routing import Route
 
-from .common import DECOY_PATHS, HELLO, PURE_ASGI_MIDDLEWARE
+from .common import DECOY_PATHS, HELLO, PURE_ASGI_MIDDLEWARE, gzip_chunks
 
 
 async def plaintext(request: Request) -> PlainTextResponse:
@@ -29,20 +31,39 @@ async def user(request: Request) -> JSONResponse:
     return JSONResponse({"user_id": request.path_params["user_id"]})
 
 
+async def gzip_stream(request: Request) -> StreamingResponse:
+    """The gzip scenario: 1 MiB of JSON lines, streamed in 64 KiB chunks."""
+    return StreamingResponse(gzip_chunks(), media_type="application/x-ndjson")
+
+
 async def decoy(request: Request) -> PlainTextResponse:
     """One of the 50 decoy routes; never requested."""
     return PlainTextResponse("decoy")
 
 
+class AddDispatchHeader(BaseHTTPMiddleware):
+    """Dispatch-style middleware: sees the response object and adds ``x-dispatch: 1``."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Add the header to whatever the app answers."""
+        response = await call_next(request)
+        response.headers["x-dispatch"] = "1"
+        return response
+
+
+pure_asgi_middleware = [Middleware(cls) for cls in PURE_ASGI_MIDDLEWARE]
+
 routes = [
     Route("/plaintext", plaintext),
     Route("/json", json_endpoint),
     Route("/echo", echo, methods=["POST"]),
+    Route("/mw-asgi/plaintext", plaintext, middleware=pure_asgi_middleware),
     Route(
-        "/mw-asgi/plaintext",
+        "/mw-base/plaintext",
         plaintext,
-        middleware=[Middleware(cls) for cls in PURE_ASGI_MIDDLEWARE],
+        middleware=[*pure_asgi_middleware, Middleware(AddDispatchHeader)],
     ),
+    Route("/gzip/stream", gzip_stream, middleware=[Middleware(GZipMiddleware)]),
     *[Route(path, decoy) for path in DECOY_PATHS],
     Route("/users/{user_id:int}", user),
 ]
