@@ -18,6 +18,10 @@ from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.routing import Route
 from toolkit.testclient import AsyncTestClient
+from toolkit.testing.leaks import no_task_leaks  # noqa: F401 (a fixture)
+
+# After each test, no toolkit task (a request's companion, an app task) may be left.
+pytestmark = pytest.mark.usefixtures("no_task_leaks")
 
 TIME_LIMIT = 2
 VIRTUAL_LIMIT = 1000
@@ -230,7 +234,7 @@ async def test_a_task_started_just_before_the_drain_is_waited_for(
     assert events == ["late task ended", "drained after 5s"]
 
 
-def test_describe_names_tasks() -> None:
+async def test_describe_names_tasks() -> None:
     async def job() -> None:
         pass
 

@@ -19,7 +19,11 @@ from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.routing import Route
 from toolkit.testclient import AsyncTestClient
+from toolkit.testing.leaks import no_task_leaks  # noqa: F401 (a fixture)
 from toolkit.types import Message
+
+# After each test, no toolkit task (a request's companion, an app task) may be left.
+pytestmark = pytest.mark.usefixtures("no_task_leaks")
 
 TIME_LIMIT = 2
 VIRTUAL_LIMIT = 1000

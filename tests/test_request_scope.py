@@ -31,7 +31,11 @@ from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response, StreamingResponse
 from toolkit.routing import Mount, Route
 from toolkit.testclient import AsyncTestClient
+from toolkit.testing.leaks import no_task_leaks  # noqa: F401 (a fixture)
 from toolkit.types import ASGIApp, Message, Receive, Scope, Send
+
+# After each test, no toolkit task (a request's companion, an app task) may be left.
+pytestmark = pytest.mark.usefixtures("no_task_leaks")
 
 TIME_LIMIT = 2
 #: With ``autojump_clock`` the bound is in virtual seconds, so it can be generous.
