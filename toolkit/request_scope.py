@@ -257,6 +257,11 @@ class RequestScope:
         for var, value in self.background_context.items():
             var.set(value)
 
+    def cancel_children(self) -> None:
+        """Cancel ``request.nursery``'s children: the endpoint failed."""
+        if self._companion is not None:
+            self._companion.cancel_scope.cancel()
+
     async def join_children(self) -> None:
         """Wait for ``request.nursery``'s children; re-raise a child's failure here."""
         if self._companion is not None:

@@ -129,6 +129,10 @@ async def serve_endpoint(
             if handler_scope.cancelled_caught:
                 return
             await response.send_response(scope, receive, send)
+    except BaseException:
+        if request_scope is not None:
+            request_scope.cancel_children()  # as a failing nursery body cancels its children
+        raise
     finally:
         if request_scope is not None:
             await request_scope.join_children()
