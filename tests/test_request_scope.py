@@ -266,6 +266,32 @@ async def test_a_child_failing_after_the_response_is_reported_like_a_handler_err
                 await client.wait_idle()
 
 
+async def test_a_failing_handler_cancels_its_children_as_a_nursery_body_would(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    events: list[str] = []
+
+    async def child() -> None:
+        try:
+            await trio.sleep(60)
+        finally:
+            events.append(f"child ended at {trio.current_time() - start:.0f}s")
+
+    async def endpoint(request: Request) -> Response:
+        request.nursery.start_soon(child)
+        await trio.sleep(1)
+        raise KeyError("handler broke")
+
+    with trio.fail_after(VIRTUAL_LIMIT):
+        async with AsyncTestClient(app_with(endpoint), raise_server_exceptions=False) as client:
+            start = trio.current_time()
+            response = await client.get("/")
+            answered = trio.current_time() - start
+    assert response.status_code == 500
+    assert answered == pytest.approx(1)  # not after the child's 60 s
+    assert events == ["child ended at 1s"]
+
+
 async def test_cancelling_the_nursery_cancels_the_children_not_the_handler() -> None:
     events: list[str] = []
 
