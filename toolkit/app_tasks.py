@@ -133,11 +133,15 @@ class AppTasks:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._accepting = True
+            grace = shutdown_timeout
             try:
                 yield
+            except BaseException:
+                grace = 0  # the lifespan failed: no grace, as a failing nursery body gives none
+                raise
             finally:
                 with trio.CancelScope(shield=True):
-                    await self.drain(shutdown_timeout)
+                    await self.drain(grace)
         self._nursery = None
 
     async def drain(self, shutdown_timeout: float) -> None:
