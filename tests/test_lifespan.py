@@ -323,3 +323,44 @@ async def test_without_a_lifespan_handlers_cannot_start_app_tasks() -> None:
     with trio.fail_after(TIME_LIMIT), pytest.raises(RuntimeError, match="not running"):
         async with AsyncTestClient(app, lifespan=False) as client:
             assert (await client.get("/")).status_code == 500
+
+
+async def test_a_failing_startup_cancels_its_app_tasks_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    events: list[str] = []
+
+    async def service(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            events.append(f"service cancelled at {trio.current_time() - start:.0f}s")
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await tasks.start(service)
+        raise RuntimeError("database unreachable")
+        yield  # pragma: no cover
+
+    server = LifespanServer()
+    tasks = AppTasks(None)
+    with trio.fail_after(VIRTUAL_LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                lambda: run_lifespan(
+                    None,
+                    lifespan,
+                    server.scope,
+                    server.receive,
+                    server.send,
+                    tasks=tasks,
+                    shutdown_timeout=30,
+                )
+            )
+            start = trio.current_time()
+            answer = await server.ask("startup")
+            answered = trio.current_time() - start
+    assert answer["type"] == "lifespan.startup.failed"
+    assert answered == 0  # no shutdown grace for a startup that failed
+    assert events == ["service cancelled at 0s"]
