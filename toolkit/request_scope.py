@@ -353,9 +353,9 @@ class _Companion:
     def start_soon(
         self, async_fn: Callable[..., Awaitable[object]], args: tuple[object, ...], name: object
     ) -> None:
-        if self._finish.is_set():
-            raise RuntimeError("The request is over: its nursery takes no new tasks.")
         if self._nursery is not None:
+            # While children run (the request is joining them), they may start siblings,
+            # as in any trio nursery; once it has closed, trio raises RuntimeError.
             self._nursery.start_soon(async_fn, *args, name=name)
         else:
             # Started later from the companion: keep the starter's context variables.
