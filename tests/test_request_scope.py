@@ -314,6 +314,32 @@ async def test_cancelling_the_nursery_cancels_the_children_not_the_handler() -> 
     assert events == ["child cancelled"]
 
 
+async def test_children_may_start_siblings_after_the_response_as_in_a_trio_nursery() -> None:
+    events: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        async def worker(index: int) -> None:
+            await trio.sleep(0.001)
+            events.append(f"worker {index}")
+
+        async def fan_out() -> None:
+            await trio.sleep(0.01)  # the response has been sent by now
+            for index in range(3):
+                request.nursery.start_soon(worker, index)
+
+        request.nursery.start_soon(fan_out)
+        return PlainTextResponse(
+            "ok", background=BackgroundTask(lambda: events.append("background"))
+        )
+
+    with trio.fail_after(TIME_LIMIT):
+        async with AsyncTestClient(app_with(endpoint)) as client:
+            assert (await client.get("/")).text == "ok"
+            await client.wait_idle()
+    assert sorted(events[:3]) == ["worker 0", "worker 1", "worker 2"]
+    assert events[3:] == ["background"]
+
+
 async def test_the_nursery_takes_no_tasks_once_the_request_is_over() -> None:
     errors: list[BaseException] = []
 
