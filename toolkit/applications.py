@@ -102,6 +102,7 @@ class App:
         self.websocket_max_message_size = websocket_max_message_size
         self.websocket_disconnect_grace = websocket_disconnect_grace
         self._exceptions: ExceptionMiddleware | None = None
+        self._server_errors: ServerErrorMiddleware | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         """Wrap the router in the error layers and the user's middleware."""
@@ -123,6 +124,8 @@ class App:
             app = cls(app, *args, **kwargs)
             if isinstance(app, ExceptionMiddleware):
                 self._exceptions = app
+            elif isinstance(app, ServerErrorMiddleware):
+                self._server_errors = app
         return app
 
     @property
@@ -169,10 +172,12 @@ class App:
         scope[SCOPE_KEY] = request_scope
         try:
             await request_scope.run(stack(scope, request_scope.receiver, request_scope.send))
-            if request_scope.deadline_passed:
-                await self._deadline_passed(scope, request_scope)
         finally:
             await request_scope.close()
+        if request_scope.child_error is not None:
+            await self._child_failed(scope, request_scope, request_scope.child_error)
+        elif request_scope.deadline_passed:
+            await self._deadline_passed(scope, request_scope)
         if request_scope.background is not None:
             request_scope.restore_background_context()
             await run_background(request_scope.background, self.thread_limiter, self.on_task_error)
@@ -189,9 +194,23 @@ class App:
                     logger.debug("Could not end the response cleanly", exc_info=True)
             return
         logger.warning("Deadline passed for %s %s; answering 504", method, path)
-        exc = HTTPException(504)
         assert self._exceptions is not None
-        await self._exceptions.respond(exc, scope, request_scope.receiver, request_scope.send)
+        await self._exceptions.respond(
+            HTTPException(504), scope, request_scope.receiver, request_scope.send
+        )
+
+    async def _child_failed(
+        self, scope: Scope, request_scope: RequestScope, error: BaseException
+    ) -> None:
+        """Answer a failed ``request.nursery`` child as the handler's own error would be:
+        its registered handler, else a 500 and the error raised to the server."""
+        receive, send = request_scope.receiver, request_scope.send
+        if isinstance(error, Exception) and not request_scope.response_started:
+            assert self._exceptions is not None and self._server_errors is not None
+            if await self._exceptions.respond(error, scope, receive, send):
+                return
+            await self._server_errors.respond(error, scope, receive, send)
+        raise error
 
     # -- app-scoped tasks
 

@@ -72,7 +72,7 @@ class RequestScope:
         "cancel_on_disconnect",
         "cancel_reason",
         "cancel_scope",
-        "handler_scope",
+        "child_error",
         "receiver",
         "response_complete",
         "response_started",
@@ -100,8 +100,8 @@ class RequestScope:
             self.cancel_scope.deadline = self.start_time + timeout
         self.cancel_on_disconnect = cancel_on_disconnect
         self.cancel_reason: str | None = None
-        # Set by serve_endpoint around the endpoint call: what a failing child cancels.
-        self.handler_scope: trio.CancelScope | None = None
+        # The failure of a request.nursery child, answered by the app after the scope.
+        self.child_error: BaseException | None = None
         self.response_started = False
         self.response_complete = False
         self._sending = False
@@ -263,7 +263,7 @@ class RequestScope:
             self._companion.cancel_scope.cancel()
 
     async def join_children(self) -> None:
-        """Wait for ``request.nursery``'s children; re-raise a child's failure here."""
+        """Wait for ``request.nursery``'s children (a failure is kept in ``child_error``)."""
         if self._companion is not None:
             await self._companion.join()
 
@@ -336,7 +336,6 @@ class _Companion:
         self._ready = trio.Event()
         self._finish = trio.Event()
         self._finished = trio.Event()
-        self._error: BaseException | None = None
         trio.lowlevel.spawn_system_task(
             self._run,
             name=f"toolkit request companion {owner.scope.get('path')}",
@@ -383,14 +382,11 @@ class _Companion:
         except trio.Cancelled:
             raise
         except BaseException as exc:  # a system task must not raise: hand it to the request
-            self._error = exc
-            handler_scope = self.owner.handler_scope
-            if handler_scope is not None:
-                # The endpoint's caller re-raises the error outside this scope, where
-                # it can still be answered like the handler's own (500 or a handler).
-                handler_scope.cancel()
-            else:
-                self.owner.cancel("a request.nursery child failed")
+            # As a nursery does: cancel the rest (the handler too); the app answers the
+            # error once the request scope has closed, where a response can still be sent.
+            if self.owner.child_error is None:
+                self.owner.child_error = _sole(exc)
+            self.owner.cancel("a request.nursery child failed")
         finally:
             self._ready.set()
             self._finished.set()
@@ -413,10 +409,6 @@ class _Companion:
             with trio.CancelScope(shield=True):
                 await self._finished.wait()
             raise
-        finally:
-            error, self._error = self._error, None
-            if error is not None and not isinstance(error, trio.Cancelled):
-                raise _sole(error)
 
 
 def _sole(error: BaseException) -> BaseException:

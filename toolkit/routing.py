@@ -109,25 +109,18 @@ async def serve_endpoint(
     """Answer ``request`` with the response ``endpoint`` returns, as routed endpoints do.
 
     Inside an ``App``, ``request.nursery``'s children are joined once the
-    response is sent and the response's background tasks are handed to the
-    request scope; a parsed form's files are closed whatever happened.
+    response is sent (a failing child cancels the request, and the app answers
+    its error once the request scope has closed), and the response's
+    background tasks are handed to the request scope; a parsed form's files
+    are closed whatever happened.
     """
     scope, receive, send = request.scope, request.receive, request._send
     request_scope: RequestScope | None = scope.get(SCOPE_KEY)
     try:
+        response = await endpoint(request)
         if request_scope is None:
-            response = await endpoint(request)
             await response(scope, receive, send)
         else:
-            # A failing child cancels this scope; join_children(), below, raises its
-            # error outside it, to be answered as the handler's own would be. (Not
-            # held across the response: BaseHTTPMiddleware needs it closed by then.)
-            with trio.CancelScope() as handler_scope:
-                request_scope.handler_scope = handler_scope
-                response = await endpoint(request)
-            request_scope.handler_scope = None
-            if handler_scope.cancelled_caught:
-                return
             await response.send_response(scope, receive, send)
     except BaseException:
         if request_scope is not None:

@@ -73,15 +73,19 @@ class ServerErrorMiddleware:
             logger.debug("Client disconnected during %s %s", scope["method"], scope["path"])
         except Exception as exc:
             if not tracker.started:
-                request = Request(scope, receive, send)
-                if self.debug:
-                    response = self.debug_response(request, exc)
-                elif self.handler is not None:
-                    response = await self._call_handler(request, exc, scope)
-                else:
-                    response = self.error_response(request, exc)
-                await response(scope, receive, send)
+                await self.respond(exc, scope, receive, send)
             raise
+
+    async def respond(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the 500 for ``exc``: the debug page, the app's 500 handler, or a plain one."""
+        request = Request(scope, receive, send)
+        if self.debug:
+            response = self.debug_response(request, exc)
+        elif self.handler is not None:
+            response = await self._call_handler(request, exc, scope)
+        else:
+            response = self.error_response(request, exc)
+        await response(scope, receive, send)
 
     async def _call_handler(self, request: Request, exc: Exception, scope: Scope) -> Response:
         if is_async_callable(self.handler):

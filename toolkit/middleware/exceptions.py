@@ -89,11 +89,14 @@ class ExceptionMiddleware:
                 if response is not None:  # an HTTPException before accept: deny the handshake
                     await websocket.send_denial_response(response)
 
-    async def respond(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer ``exc`` with its handler; used by the app for a request's deadline (504)."""
+    async def respond(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer ``exc`` with its handler, if it has one (the app uses this for errors it
+        meets outside the stack: a deadline's 504, a failed ``request.nursery`` child)."""
         handler = self.lookup_handler(exc)
-        assert handler is not None, "HTTPException always has a handler"
+        if handler is None:
+            return False
         await self._respond(handler, exc, scope, receive, send)
+        return True
 
     async def _respond(
         self, handler: ExceptionHandler, exc: Exception, scope: Scope, receive: Receive, send: Send
