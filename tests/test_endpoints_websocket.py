@@ -9,6 +9,7 @@ import test_websockets
 import trio
 from test_websockets import Connect
 
+import toolkit.websockets
 from toolkit.applications import App
 from toolkit.endpoints import WebSocketEndpoint
 from toolkit.routing import WebSocketRoute
@@ -125,7 +126,10 @@ async def test_on_connect_may_refuse_or_pick_a_subprotocol(connect: Connect) -> 
     assert (refused.value.code, refused.value.reason) == (4400, "v2 only")
 
 
-async def test_a_busy_on_receive_is_cancelled_when_the_peer_leaves(connect: Connect) -> None:
+async def test_a_busy_on_receive_is_cancelled_when_the_peer_leaves(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(toolkit.websockets, "WATCH_DELAY", 0.01)  # a quick watchdog
     cancelled = trio.Event()
     closes: list[int] = []
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 
+import toolkit.websockets
 from toolkit.applications import App
 from toolkit.exceptions import HTTPException, WebSocketException
 from toolkit.responses import PlainTextResponse
@@ -735,6 +736,13 @@ async def test_message_size_limit_can_be_lifted(connect: Connect) -> None:
 # ----------------------------------------------------------------------------- the session scope
 
 
+@pytest.fixture
+def quick_watch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short watchdog tick: a busy handler's disconnect is noticed in milliseconds."""
+    monkeypatch.setattr(toolkit.websockets, "WATCH_DELAY", 0.01)
+
+
+@pytest.mark.usefixtures("quick_watch")
 async def test_peer_disconnect_cancels_a_busy_handler_and_its_children(connect: Connect) -> None:
     cancelled: list[str] = []
     all_cancelled = trio.Event()
@@ -1065,3 +1073,69 @@ async def test_client_headers_and_cookies_are_sent() -> None:
             async with client.websocket_connect("/ws"):
                 pass
     assert seen == [("testclient", "42")]
+
+
+@pytest.mark.usefixtures("quick_watch")
+async def test_children_may_receive_while_the_handler_is_busy(connect: Connect) -> None:
+    got: list[str] = []
+
+    async def reader(websocket: WebSocket) -> None:
+        async for text in websocket.iter_text():
+            got.append(text)
+            await websocket.send_text(f"child got {text}")
+
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept()
+        websocket.nursery.start_soon(reader, websocket)
+        await trio.sleep_forever()
+
+    async with connect(ws_app(app)) as ws:
+        for number in range(10):
+            await ws.send_text(str(number))
+        assert [await ws.receive_text() for _ in range(10)] == [
+            f"child got {number}" for number in range(10)
+        ]
+    assert got == [str(number) for number in range(10)]
+
+
+@pytest.mark.usefixtures("quick_watch")
+async def test_messages_reach_the_handler_and_a_child_once_each(connect: Connect) -> None:
+    by_reader: dict[str, list[int]] = {"handler": [], "child": []}
+
+    async def read(websocket: WebSocket, name: str) -> None:
+        async for data in websocket.iter_json():
+            by_reader[name].append(data)
+            await websocket.send_json(data)
+
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept()
+        websocket.nursery.start_soon(read, websocket, "child")
+        await read(websocket, "handler")
+
+    async with connect(ws_app(app)) as ws:
+        for number in range(40):
+            await ws.send_json(number)
+        echoed = sorted([await ws.receive_json() for _ in range(40)])
+    assert echoed == list(range(40))
+    assert sorted(by_reader["handler"] + by_reader["child"]) == list(range(40))
+    for numbers in by_reader.values():
+        assert numbers == sorted(numbers)  # each reader sees its share in order
+
+
+@pytest.mark.usefixtures("quick_watch")
+async def test_a_handler_back_from_being_busy_gets_every_message_in_order(
+    connect: Connect,
+) -> None:
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            text = await websocket.receive_text()
+            if text == "nap":
+                await trio.sleep(0.1)  # ten ticks: the pump reads meanwhile, then hands back
+            await websocket.send_text(text)
+
+    async with connect(ws_app(app)) as ws:
+        sent = ["nap", *(str(number) for number in range(30)), "nap", "last"]
+        for text in sent:
+            await ws.send_text(text)
+        assert [await ws.receive_text() for _ in sent] == sent

@@ -6,12 +6,18 @@ A routed session (``WebSocketRoute``, ``websocket_session``, ``WebSocketEndpoint
     server task for the connection
     └─ run_session
        └─ session nursery ............ websocket.nursery
-          ├─ receive pump ............ the only caller of the server's receive
+          ├─ handler(websocket) ...... the nursery's body, in its own cancel scope
           ├─ children ................ started with websocket.nursery.start_soon(...)
-          └─ handler(websocket) ...... the nursery's body, in its own cancel scope
+          └─ receive pump ............ only while needed (see _Session)
+    trio system task: watchdog ....... one per run, ticks while sessions run
 
-- The pump passes messages on through a small buffer and enforces the app's
-  ``websocket_max_message_size`` (close 1009).
+- One task at a time reads from the server: the handler itself whenever it
+  comes back to ``receive``; otherwise the pump, which the watchdog starts for
+  a handler away for a whole tick (``WATCH_DELAY``) and which a child's
+  ``receive`` starts at once. So a peer leaving is noticed even by a handler
+  that only sends, and a handler that keeps reading costs no extra task.
+- Every message is screened: over the app's ``websocket_max_message_size``
+  the session closes with 1009.
 - When the peer disconnects, the children are cancelled at once. The handler
   is cancelled too, unless it is waiting for a message: then it gets the
   disconnect (``WebSocketDisconnect``, as in Starlette) and has
@@ -23,7 +29,7 @@ A routed session (``WebSocketRoute``, ``websocket_session``, ``WebSocketEndpoint
   server, which closes with 1011 and logs it once. ``WebSocketDisconnect``
   escaping the handler is the peer leaving, not an error.
 
-Sends are serialised by a lock, so child tasks may send at once. After the
+Sends are serialised (a mutex), so child tasks may send at once. After the
 peer has gone a send raises ``WebSocketDisconnect``; after the app closed the
 socket it raises ``WebSocketDisconnected``. ``close()`` is idempotent.
 """
@@ -70,6 +76,9 @@ DEFAULT_DISCONNECT_GRACE = 5.0
 SESSION_KEY = "toolkit.websocket"
 #: Messages the pump reads ahead of the handler before it stops reading (backpressure).
 INBOX_SIZE = 4
+#: The watchdog's tick, in seconds: a handler away from ``receive`` for a whole tick gets a
+#: pump reading for it, so one busy elsewhere learns of a disconnect within about two ticks.
+WATCH_DELAY = 0.25
 
 
 class WebSocketState(enum.Enum):
@@ -114,14 +123,11 @@ class WebSocket(HTTPConnection):
 
     __slots__ = (
         "_disconnect",
-        "_handler_receiving",
-        "_handler_scope",
-        "_handler_task",
-        "_inbox",
-        "_nursery",
         "_receive",
         "_send",
-        "_send_lock",
+        "_send_queue",
+        "_sending",
+        "_session",
         "application_state",
         "client_state",
     )
@@ -133,25 +139,21 @@ class WebSocket(HTTPConnection):
         self._send = send
         self.client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
-        self._send_lock = trio.Lock()
-        # The peer's disconnect message, once known to the app or the pump.
+        self._sending = False
+        self._send_queue = trio.lowlevel.ParkingLot()
+        # The peer's disconnect message, once the app or the session has seen it.
         self._disconnect: Message | None = None
-        # Set while a session runs.
-        self._inbox: trio.MemoryReceiveChannel[Message] | None = None
-        self._nursery: trio.Nursery | None = None
-        self._handler_task: trio.lowlevel.Task | None = None
-        self._handler_scope: trio.CancelScope | None = None
-        self._handler_receiving = False
+        self._session: _Session | None = None  # while run_session runs
 
     @property
     def nursery(self) -> trio.Nursery:
         """The session's nursery: tasks started here are cancelled when the session ends."""
-        if self._nursery is None:
+        if self._session is None:
             raise RuntimeError(
                 "websocket.nursery exists only while a session runs "
                 "(a WebSocketRoute, websocket_session or WebSocketEndpoint)"
             )
-        return self._nursery
+        return self._session.nursery
 
     @property
     def close_code(self) -> int | None:
@@ -166,7 +168,8 @@ class WebSocket(HTTPConnection):
             raise WebSocketDisconnected(
                 'Cannot call "receive" once a disconnect message has been received.'
             )
-        message = await (self._receive() if self._inbox is None else self._next_from_pump())
+        session = self._session
+        message = await (self._receive() if session is None else session.next_message())
         kind = message["type"]
         if kind == "websocket.receive" and self.client_state is WebSocketState.CONNECTED:
             return message
@@ -178,20 +181,6 @@ class WebSocket(HTTPConnection):
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} from the server")
         return message
-
-    async def _next_from_pump(self) -> Message:
-        assert self._inbox is not None
-        in_handler = trio.lowlevel.current_task() is self._handler_task
-        if in_handler:
-            self._handler_receiving = True
-        try:
-            return await self._inbox.receive()
-        except trio.EndOfChannel:  # the pump has stopped: the peer is gone
-            assert self._disconnect is not None
-            return self._disconnect
-        finally:
-            if in_handler:
-                self._handler_receiving = False
 
     async def _receive_data(self) -> Message:
         if self.application_state is not WebSocketState.CONNECTED:
@@ -250,21 +239,24 @@ class WebSocket(HTTPConnection):
 
     # -- sending
 
-    async def send(self, message: Message) -> None:
-        """Send an ASGI message, one task at a time; raises if the state forbids it."""
-        await self._transmit(message, quiet_close=False)
+    async def send(self, message: Message, *, quiet_close: bool = False) -> None:
+        """Send an ASGI message, one task at a time; raises if the state forbids it.
 
-    async def _transmit(self, message: Message, *, quiet_close: bool) -> None:
-        lock = self._send_lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
+        Senders queue in turn (a mutex: a flag plus a parking lot, lighter than ``trio.Lock``
+        on this hot path), so concurrent sends never interleave or race the state.
+        """
+        if self._sending:
+            await self._send_queue.park()  # woken holding the turn
+        else:
+            self._sending = True
         try:
             if self._advance(message, quiet_close):
                 await self._send(message)
         finally:
-            lock.release()
+            if self._send_queue:
+                self._send_queue.unpark()  # hand the turn on
+            else:
+                self._sending = False
 
     def _advance(self, message: Message, quiet_close: bool) -> bool:
         """Move ``application_state`` for ``message``; whether the server should get it."""
@@ -337,7 +329,7 @@ class WebSocket(HTTPConnection):
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection (before ``accept``: refuse it); does nothing if already closed."""
         message = {"type": "websocket.close", "code": code, "reason": reason or ""}
-        await self._transmit(message, quiet_close=True)
+        await self.send(message, quiet_close=True)
 
     async def send_denial_response(self, response: Response) -> None:
         """Refuse the handshake with an HTTP response where the server supports it.
@@ -351,47 +343,6 @@ class WebSocket(HTTPConnection):
         else:
             await self.close(code=WS_1008_POLICY_VIOLATION)
 
-    # -- the session's receive pump
-
-    async def _pump(self, inbox: trio.MemorySendChannel[Message], limit: int | None) -> None:
-        receive = self._receive
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                # After the app's own close this is only the peer's answer: nothing to cancel.
-                closed_first = self.application_state is WebSocketState.DISCONNECTED
-                self._peer_gone(message, inbox, cancel=not closed_first)
-                return
-            if kind == "websocket.receive" and limit is not None and _too_big(message, limit):
-                await self.close(WS_1009_MESSAGE_TOO_BIG, "Message too big")
-                closed = {"type": "websocket.disconnect", "code": WS_1009_MESSAGE_TOO_BIG}
-                self._peer_gone(closed, inbox, cancel=True)
-                return
-            try:
-                inbox.send_nowait(message)
-            except trio.WouldBlock:
-                await inbox.send(message)
-
-    def _peer_gone(
-        self, message: Message, inbox: trio.MemorySendChannel[Message], *, cancel: bool
-    ) -> None:
-        """Receivers get the disconnect; with ``cancel``, everything else is cancelled."""
-        self._disconnect = message
-        inbox.close()  # receivers drain what is buffered, then see the disconnect
-        if not cancel:
-            return
-        handler_scope = self._handler_scope
-        if self._handler_receiving and handler_scope is not None:
-            # The handler is waiting for this news: let it clean up, for a while.
-            app = self.scope.get("app")
-            grace = getattr(app, "websocket_disconnect_grace", DEFAULT_DISCONNECT_GRACE)
-            handler_scope.shield = True
-            if grace is not None:
-                handler_scope.deadline = trio.current_time() + grace
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
-
 
 async def run_session(
     websocket: WebSocket, handler: Callable[[WebSocket], Awaitable[None]]
@@ -400,30 +351,253 @@ async def run_session(
 
     See the module docstring for what a disconnect, a return and an error do.
     """
-    scope = websocket.scope
-    app = scope.get("app")
-    limit = getattr(app, "websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
-    inbox_send, websocket._inbox = trio.open_memory_channel[Message](INBOX_SIZE)
-    websocket._handler_task = trio.lowlevel.current_task()
-    websocket._handler_scope = handler_scope = trio.CancelScope()
-    scope[SESSION_KEY] = websocket
+    if websocket._session is not None:
+        raise RuntimeError("This WebSocket already runs a session")
+    websocket.scope[SESSION_KEY] = websocket
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            websocket._nursery = nursery
-            nursery.start_soon(websocket._pump, inbox_send, limit)
-            with handler_scope:
-                await handler(websocket)
-            nursery.cancel_scope.cancel()
+            session = websocket._session = _Session(websocket, nursery)
+            watchdog = _watchdog()
+            watchdog.add(session)
+            try:
+                with session.handler_scope:
+                    await handler(websocket)
+            finally:
+                watchdog.sessions.discard(session)  # before the nursery closes
+            if nursery.child_tasks:
+                nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         error = _session_error(group)
     finally:
-        websocket._nursery = None
-        websocket._handler_task = None
-        websocket._handler_scope = None
+        websocket._session = None
     if error is not None:
         raise error
     await websocket.close()
+
+
+class _Session:
+    """A running session's receive side: who reads from the server, and what a disconnect stops.
+
+    One task at a time calls the server's ``receive``. The handler reads directly when nothing
+    else is reading, so a session costs no extra task while its handler keeps coming back to
+    ``receive``. The pump, a child task started only when needed, reads in its stead: when the
+    handler has been away from ``receive`` for a whole watchdog tick (busy elsewhere: only a
+    reader notices the peer leaving), or when another task waits for a message. What the pump
+    reads goes through ``inbox``; it stops once it has handed a message to the handler waiting
+    for it. Every message is screened once, by whoever read it: the size limit, the disconnect.
+    """
+
+    __slots__ = (
+        "direct_reading",
+        "handler_receiving",
+        "handler_scope",
+        "handler_task",
+        "inbox",
+        "inbox_send",
+        "limit",
+        "nursery",
+        "other_receivers",
+        "pending",
+        "pump_reading",
+        "pump_running",
+        "reads",
+        "seen_reads",
+        "websocket",
+    )
+
+    def __init__(self, websocket: WebSocket, nursery: trio.Nursery) -> None:
+        self.websocket = websocket
+        self.nursery = nursery
+        app = websocket.scope.get("app")
+        self.limit: int | None = getattr(
+            app, "websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE
+        )
+        # Made when the pump first starts or a second receiver waits.
+        self.inbox: trio.MemoryReceiveChannel[Message] | None = None
+        self.inbox_send: trio.MemorySendChannel[Message] | None = None
+        self.handler_task = trio.lowlevel.current_task()
+        self.handler_scope = trio.CancelScope()
+        self.handler_receiving = False  # the handler waits for a message (direct or inbox)
+        self.direct_reading = False  # the handler is inside the server's receive
+        self.reads = 0  # the handler's direct reads so far
+        self.seen_reads = 0  # ... as the watchdog saw them at its last tick
+        self.other_receivers = 0  # tasks other than the handler waiting for a message
+        self.pending = 0  # messages the pump has handed to the inbox, not yet taken
+        self.pump_running = False  # the pump task is started (it reads, or hands over)
+        self.pump_reading = False  # the pump is inside the server's receive (or screening)
+
+    async def next_message(self) -> Message:
+        """The next message for whoever calls ``websocket.receive()`` in this session."""
+        if not self.pending:
+            if self.websocket._disconnect is not None:  # the peer is gone, all read
+                return self.websocket._disconnect
+            if not self.pump_running and trio.lowlevel.current_task() is self.handler_task:
+                return await self._read_directly()
+        else:
+            assert self.inbox is not None
+            try:
+                message = self.inbox.receive_nowait()
+            except trio.WouldBlock:  # another receiver took it
+                pass
+            else:
+                self.pending -= 1
+                return message
+        in_handler = trio.lowlevel.current_task() is self.handler_task
+        if in_handler:
+            self.handler_receiving = True
+        else:
+            self.other_receivers += 1
+        inbox = self._open_inbox()
+        if not self.pump_running and not self.direct_reading:
+            self._start_pump()  # (while the handler reads, its read's end starts the pump)
+        try:
+            message = await inbox.receive()
+        except trio.EndOfChannel:  # the peer went while we waited
+            disconnect = self.websocket._disconnect
+            assert disconnect is not None
+            return disconnect
+        finally:
+            if in_handler:
+                self.handler_receiving = False
+            else:
+                self.other_receivers -= 1
+        self.pending -= 1
+        return message
+
+    async def _read_directly(self) -> Message:
+        self.direct_reading = self.handler_receiving = True
+        try:
+            message = await self.websocket._receive()
+            if not self._passes(message):
+                message = await self._stop(message)
+            return message
+        finally:
+            self.direct_reading = self.handler_receiving = False
+            self.reads += 1
+            if self.other_receivers and not self.pump_running:
+                self._start_pump()
+
+    def tick(self) -> None:
+        """The watchdog's look: a handler neither reading nor done reading since the last
+        tick is busy elsewhere, so the pump reads (and watches for a disconnect) for it."""
+        reads = self.reads
+        if reads == self.seen_reads and not self.direct_reading and not self.pump_running:
+            self._start_pump()
+        self.seen_reads = reads
+
+    def _open_inbox(self) -> trio.MemoryReceiveChannel[Message]:
+        if self.inbox is None:
+            self.inbox_send, self.inbox = trio.open_memory_channel[Message](INBOX_SIZE)
+        return self.inbox
+
+    def _start_pump(self) -> None:
+        self._open_inbox()
+        self.pump_running = True
+        self.nursery.start_soon(self._pump)
+
+    async def _pump(self) -> None:
+        receive = self.websocket._receive
+        inbox_send = self.inbox_send
+        assert inbox_send is not None
+        try:
+            while True:
+                self.pump_reading = True
+                message = await receive()
+                if not self._passes(message):
+                    await self._stop(message)
+                    return  # _peer_gone has closed the inbox and cancelled what it should
+                self.pump_reading = False
+                self.pending += 1
+                handler_waits = self.handler_receiving
+                try:
+                    inbox_send.send_nowait(message)
+                except trio.WouldBlock:
+                    await inbox_send.send(message)  # backpressure: stop reading
+                if handler_waits and not self.other_receivers:
+                    return  # the handler is back: it reads for itself again
+        finally:
+            self.pump_running = self.pump_reading = False
+
+    def _passes(self, message: Message) -> bool:
+        """Whether ``message`` goes on as it is: data within the limit, or the connect."""
+        kind: str = message["type"]
+        if kind == "websocket.receive":
+            limit = self.limit
+            return limit is None or not _too_big(message, limit)
+        return kind == "websocket.connect"
+
+    async def _stop(self, message: Message) -> Message:
+        """End the session for a disconnect, or a message over the limit; the disconnect."""
+        if message["type"] == "websocket.disconnect":
+            # After the app's own close this is only the peer's answer: nothing to cancel.
+            closed_first = self.websocket.application_state is WebSocketState.DISCONNECTED
+            self._peer_gone(message, cancel=not closed_first)
+            return message
+        await self.websocket.close(WS_1009_MESSAGE_TOO_BIG, "Message too big")
+        message = {"type": "websocket.disconnect", "code": WS_1009_MESSAGE_TOO_BIG}
+        self._peer_gone(message, cancel=True)
+        return message
+
+    def _peer_gone(self, message: Message, *, cancel: bool) -> None:
+        """Receivers get the disconnect; with ``cancel``, everything else is cancelled."""
+        self.websocket._disconnect = message
+        if self.inbox_send is not None:
+            self.inbox_send.close()  # receivers drain what is buffered, then the disconnect
+        if not cancel:
+            return
+        if self.handler_receiving:
+            # The handler is waiting for this news: let it clean up, for a while.
+            app = self.websocket.scope.get("app")
+            grace = getattr(app, "websocket_disconnect_grace", DEFAULT_DISCONNECT_GRACE)
+            self.handler_scope.shield = True
+            if grace is not None:
+                self.handler_scope.deadline = trio.current_time() + grace
+            if not self.nursery.child_tasks:
+                return  # nothing else to cancel (children started later are, at the end)
+        self.nursery.cancel_scope.cancel()
+
+
+class _Watchdog:
+    """Ticks every ``WATCH_DELAY`` seconds while sessions run, so busy handlers get a pump.
+
+    One per trio run, as a system task: it only looks at flags and starts pumps, so it
+    cannot fail, and it ends at the first tick with no session.
+    """
+
+    def __init__(self) -> None:
+        self.sessions: set[_Session] = set()
+        self.running = False
+
+    def add(self, session: _Session) -> None:
+        self.sessions.add(session)
+        if not self.running:
+            self.running = True
+            trio.lowlevel.spawn_system_task(self._run, name="toolkit WebSocket watchdog")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await trio.sleep(WATCH_DELAY)
+                if not self.sessions:
+                    return  # lingering a tick spares short sessions a spawn each
+                for session in list(self.sessions):
+                    session.tick()
+        finally:
+            self.running = False
+
+
+_WATCHDOG: trio.lowlevel.RunVar[_Watchdog] = trio.lowlevel.RunVar("toolkit_websocket_watchdog")
+
+
+def _watchdog() -> _Watchdog:
+    """This trio run's watchdog."""
+    try:
+        return _WATCHDOG.get()
+    except LookupError:
+        watchdog = _Watchdog()
+        _WATCHDOG.set(watchdog)
+        return watchdog
 
 
 def _session_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
@@ -435,14 +609,15 @@ def _session_error(group: BaseExceptionGroup[BaseException]) -> BaseException | 
 
 
 def _too_big(message: Message, limit: int) -> bool:
+    text: str | None = message.get("text")
+    if text is not None:
+        # UTF-8 takes 1 to 4 bytes a character; count exactly only when that could matter.
+        size = len(text)
+        if size * 4 <= limit:
+            return False
+        return size > limit or (not text.isascii() and len(text.encode("utf-8")) > limit)
     data: bytes | None = message.get("bytes")
-    if data is not None:
-        return len(data) > limit
-    text: str = message.get("text") or ""
-    if len(text) > limit:
-        return True
-    # UTF-8 takes up to 4 bytes a character; count exactly only when that could matter.
-    return len(text) * 4 > limit and not text.isascii() and len(text.encode("utf-8")) > limit
+    return data is not None and len(data) > limit
 
 
 def decode_json(message: Message) -> Any:
