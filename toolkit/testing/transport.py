@@ -3,7 +3,8 @@
 It mirrors hypercorn's trio worker rather than a function call: the app runs in a nursery owned by
 the transport (open it with ``async with``), the request body arrives in chunks, the response body
 streams as the app sends it, and ``http.disconnect`` arrives when the client goes away or the
-response is done.
+response is done. WebSocket sessions run the same way (``websocket_connect``), with the scope and
+message rules of hypercorn's WebSocket stream.
 """
 
 from __future__ import annotations
