@@ -26,7 +26,7 @@ from toolkit.applications import App
 from toolkit.background import BackgroundTask, BackgroundTasks
 from toolkit.exceptions import HTTPException
 from toolkit.middleware import Middleware
-from toolkit.request_scope import SCOPE_KEY, ResponseTracker, _run_until_blocked
+from toolkit.request_scope import SCOPE_KEY, _run_until_blocked, track_response
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response, StreamingResponse
 from toolkit.routing import Mount, Route
@@ -1042,24 +1042,25 @@ async def test_thread_limit_caps_concurrent_sync_endpoints_and_background() -> N
 # ----------------------------------------------------------------------------- response tracking
 
 
-async def test_response_tracker_follows_the_request_scope_or_wraps_send() -> None:
+async def test_track_response_follows_the_request_scope_or_wraps_send() -> None:
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    bare = ResponseTracker({"type": "http"}, send)
-    assert not bare.started
-    await bare.send({"type": "http.response.start", "status": 200})
-    assert bare.started
+    bare, bare_send = track_response({"type": "http"}, send)
+    assert not bare.response_started
+    await bare_send({"type": "http.response.start", "status": 200})
+    assert bare.response_started
     assert sent == [{"type": "http.response.start", "status": 200}]
 
     states: list[bool] = []
 
     async def endpoint(request: Request) -> Response:
-        tracker = ResponseTracker(request.scope, send)
-        assert tracker.send is send  # nothing to wrap: the request scope knows
-        states.append(tracker.started)
+        tracker, tracker_send = track_response(request.scope, send)
+        assert tracker_send is send  # nothing to wrap: the request scope knows
+        assert tracker is request.scope[SCOPE_KEY]
+        states.append(tracker.response_started)
         return PlainTextResponse("ok")
 
     with trio.fail_after(TIME_LIMIT):

@@ -173,7 +173,8 @@ class App:
         try:
             await request_scope.run(stack(scope, request_scope.receiver, request_scope.send))
         finally:
-            await request_scope.close()
+            if request_scope.needs_closing:
+                await request_scope.close()
         if request_scope.child_error is not None:
             await self._child_failed(scope, request_scope, request_scope.child_error)
         elif request_scope.deadline_passed:

@@ -65,6 +65,7 @@ class RequestScope:
     __slots__ = (
         "_companion",
         "_exit_stack",
+        "_in_scope",
         "_send",
         "_sending",
         "background",
@@ -109,6 +110,7 @@ class RequestScope:
         self.background_context = _EMPTY_CONTEXT
         self._companion: _Companion | None = None
         self._exit_stack: AsyncExitStack | None = None
+        self._in_scope = False
 
     # -- sending
 
@@ -141,8 +143,8 @@ class RequestScope:
         if timeout is not UNSET:
             self.deadline = math.inf if timeout is None else self._started() + timeout
         if cancel_on_disconnect is not UNSET:
-            if cancel_on_disconnect and not self.cancel_on_disconnect:
-                # The app did not watch for a disconnect (see run()); this route does.
+            if cancel_on_disconnect and not self.cancel_on_disconnect and self._in_scope:
+                # The app runs without watching, maybe past its first wait; this route watches.
                 self.companion().watch()
             self.cancel_on_disconnect = cancel_on_disconnect
         if max_body_size is not UNSET:
@@ -200,14 +202,24 @@ class RequestScope:
         """Run the app inside the cancel scope; start the watcher once the app blocks.
 
         With no deadline and no cancel-on-disconnect there is nothing to
-        watch for, and the app runs without the trampoline; still inside the
-        cancel scope, as a route may set a deadline or turn watching on.
+        cancel, and the app runs without the scope (a trio cancel scope costs
+        about as much as the rest of a plain request); a route that sets a
+        deadline or turns watching on enters it then (``run_route``).
         """
+        if not self.cancel_on_disconnect and self.cancel_scope.deadline == math.inf:
+            await app_call
+            return
+        self._in_scope = True
         with self.cancel_scope:
-            if self.cancel_on_disconnect or self.cancel_scope.deadline != math.inf:
-                await _run_until_blocked(app_call, self._on_block)
-            else:
-                await app_call
+            await _run_until_blocked(app_call, self._on_block)
+
+    async def run_route(self, options: tuple[Any, Any, Any], route_call: Awaitable[None]) -> None:
+        """Run a matched route that overrides the app's settings (``Route(timeout=...)``...)."""
+        self.apply_route_options(*options)
+        if self._in_scope:
+            await route_call
+        else:
+            await self.run(route_call)
 
     def _on_block(self) -> bool:
         """The app is about to wait: start watching for a disconnect, unless it only waits
@@ -262,15 +274,23 @@ class RequestScope:
         if self._companion is not None:
             self._companion.cancel_scope.cancel()
 
+    @property
+    def has_children(self) -> bool:
+        """Whether ``request.nursery`` (or the watcher) was ever started."""
+        return self._companion is not None
+
     async def join_children(self) -> None:
         """Wait for ``request.nursery``'s children (a failure is kept in ``child_error``)."""
         if self._companion is not None:
             await self._companion.join()
 
+    @property
+    def needs_closing(self) -> bool:
+        """Whether ``close()`` has anything to do."""
+        return self._companion is not None or self._exit_stack is not None
+
     async def close(self) -> None:
         """After the response: join children, then close the exit stack."""
-        if self._companion is None and self._exit_stack is None:
-            return
         try:
             await self.join_children()
         finally:
@@ -452,27 +472,28 @@ def _run_until_blocked(
 
 
 class ResponseTracker:
-    """Whether a response has started, for a layer that may have to answer an error.
+    """Records whether a response has started, for a layer used outside an ``App``."""
 
-    Inside an ``App`` the request scope already knows, so ``send`` is passed
-    through untouched; elsewhere (the layer used on its own) it is wrapped.
-    """
+    __slots__ = ("_send", "response_started")
 
-    __slots__ = ("_request_scope", "_send", "_started", "send")
-
-    def __init__(self, scope: Scope, send: Send) -> None:
-        self._request_scope: RequestScope | None = scope.get(SCOPE_KEY)
-        self._started = False
+    def __init__(self, send: Send) -> None:
         self._send = send
-        self.send: Send = send if self._request_scope is not None else self._tracking_send
+        self.response_started = False
 
-    async def _tracking_send(self, message: Message) -> None:
+    async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self._started = True
+            self.response_started = True
         await self._send(message)
 
-    @property
-    def started(self) -> bool:
-        if self._request_scope is not None:
-            return self._request_scope.response_started
-        return self._started
+
+def track_response(scope: Scope, send: Send) -> tuple[RequestScope | ResponseTracker, Send]:
+    """What tells a layer whether the response has started, and the ``send`` to pass on.
+
+    Inside an ``App`` the request scope already knows, and ``send`` is passed
+    through untouched; elsewhere it is wrapped.
+    """
+    request_scope: RequestScope | None = scope.get(SCOPE_KEY)
+    if request_scope is not None:
+        return request_scope, send
+    tracker = ResponseTracker(send)
+    return tracker, tracker.send

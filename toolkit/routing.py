@@ -127,7 +127,7 @@ async def serve_endpoint(
             request_scope.cancel_children()  # as a failing nursery body cancels its children
         raise
     finally:
-        if request_scope is not None:
+        if request_scope is not None and request_scope.has_children:
             await request_scope.join_children()
         if request._form is not None:
             # Uploaded files are closed (and their temp files removed) whatever happened.
@@ -252,10 +252,15 @@ def _scope_options(
     return (timeout, cancel_on_disconnect, max_body_size)
 
 
-def _apply_scope_options(scope: Scope, options: ScopeOptions) -> None:
+async def _handle_with_options(
+    app: ASGIApp, options: ScopeOptions, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run a route's app under its overrides of the request scope's settings."""
     request_scope: RequestScope | None = scope.get(SCOPE_KEY)
-    if request_scope is not None:
-        request_scope.apply_route_options(*options)
+    if request_scope is None:
+        await app(scope, receive, send)
+    else:
+        await request_scope.run_route(options, app(scope, receive, send))
 
 
 # ----------------------------------------------------------------------------- routes
@@ -426,9 +431,10 @@ class Route(BaseRoute):
             response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
             await response(scope, receive, send)
             return
-        if self.scope_options is not None:
-            _apply_scope_options(scope, self.scope_options)
-        await self.app(scope, receive, send)
+        if self.scope_options is None:
+            await self.app(scope, receive, send)
+        else:
+            await _handle_with_options(self.app, self.scope_options, scope, receive, send)
 
     def _index_shape(self) -> RouteShape:
         if type(self).matches is not Route.matches:
@@ -601,9 +607,10 @@ class Mount(BaseRoute):
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.scope_options is not None:
-            _apply_scope_options(scope, self.scope_options)
-        await self.app(scope, receive, send)
+        if self.scope_options is None:
+            await self.app(scope, receive, send)
+        else:
+            await _handle_with_options(self.app, self.scope_options, scope, receive, send)
 
     def _index_shape(self) -> RouteShape:
         if type(self).matches is not Mount.matches:

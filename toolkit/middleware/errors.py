@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
-from toolkit.request_scope import ResponseTracker
+from toolkit.request_scope import track_response
 from toolkit.requests import ClientDisconnect, Request
 from toolkit.responses import HTMLResponse, PlainTextResponse, Response
 from toolkit.types import ASGIApp, Receive, Scope, Send
@@ -66,13 +66,13 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        tracker = ResponseTracker(scope, send)
+        tracker, app_send = track_response(scope, send)
         try:
-            await self.app(scope, receive, tracker.send)
+            await self.app(scope, receive, app_send)
         except ClientDisconnect:
             logger.debug("Client disconnected during %s %s", scope["method"], scope["path"])
         except Exception as exc:
-            if not tracker.started:
+            if not tracker.response_started:
                 await self.respond(exc, scope, receive, send)
             raise
 

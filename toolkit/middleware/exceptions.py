@@ -8,7 +8,7 @@ from typing import Any
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
 from toolkit.exceptions import HTTPException, WebSocketException
-from toolkit.request_scope import ResponseTracker
+from toolkit.request_scope import track_response
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
@@ -66,14 +66,14 @@ class ExceptionMiddleware:
             await self.app(scope, receive, send)
             return
 
-        tracker = ResponseTracker(scope, send)
+        tracker, app_send = track_response(scope, send)
         try:
-            await self.app(scope, receive, tracker.send)
+            await self.app(scope, receive, app_send)
         except Exception as exc:
             handler = self.lookup_handler(exc)
             if handler is None:
                 raise
-            if tracker.started:
+            if tracker.response_started:
                 raise RuntimeError(
                     "Caught handled exception, but response already started."
                 ) from exc
