@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from toolkit.receiver import RequestReceiver
-from toolkit.types import Message, Receive, Scope, Send
+from toolkit.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from toolkit.background import BackgroundTask
@@ -213,13 +213,15 @@ class RequestScope:
         with self.cancel_scope:
             await _run_until_blocked(app_call, self._on_block)
 
-    async def run_route(self, options: tuple[Any, Any, Any], route_call: Awaitable[None]) -> None:
+    async def run_route(
+        self, options: tuple[Any, Any, Any], app: ASGIApp, receive: Receive, send: Send
+    ) -> None:
         """Run a matched route that overrides the app's settings (``Route(timeout=...)``...)."""
-        self.apply_route_options(*options)
+        self.apply_route_options(*options)  # may refuse the request (413) before it starts
         if self._in_scope:
-            await route_call
+            await app(self.scope, receive, send)
         else:
-            await self.run(route_call)
+            await self.run(app(self.scope, receive, send))
 
     def _on_block(self) -> bool:
         """The app is about to wait: start watching for a disconnect, unless it only waits

@@ -260,7 +260,7 @@ async def _handle_with_options(
     if request_scope is None:
         await app(scope, receive, send)
     else:
-        await request_scope.run_route(options, app(scope, receive, send))
+        await request_scope.run_route(options, app, receive, send)
 
 
 # ----------------------------------------------------------------------------- routes
