@@ -1,11 +1,12 @@
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
+from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.exceptions import HTTPException
 from toolkit.middleware import Middleware
@@ -13,8 +14,6 @@ from toolkit.requests import Request
 from toolkit.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from toolkit.routing import Host, Mount, NoMatchFound, Route, Router
 from toolkit.types import ASGIApp, Message, Receive, Scope, Send
-
-OpenClient = Callable[..., AbstractAsyncContextManager[Any]]  # the conftest fixture
 
 
 async def ok(request: Request) -> Response:
@@ -479,6 +478,6 @@ async def test_bad_query_strings_are_never_500(open_client: OpenClient, query: s
 )
 async def test_bad_cookies_are_never_500(open_client: OpenClient, cookie: bytes) -> None:
     async with open_client(bad_input_app()) as client:
-        response = await client.get("/", headers={"cookie": cookie})
+        response = await client.get("/", headers={b"cookie": cookie})
     assert response.status_code == 200
     assert isinstance(response.json()["cookies"], dict)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.authentication import (
     AuthCredentials,

@@ -1,17 +1,13 @@
 import threading
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import trio
 
+from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.endpoints import HTTPEndpoint
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.routing import Route, Router
-
-OpenClient = Callable[..., AbstractAsyncContextManager[Any]]  # the conftest fixture
 
 
 class Items(HTTPEndpoint):

@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import test_websockets
 import trio
-from test_websockets import Connect
 
 import toolkit.websockets
+from tests.clients import Connect
 from toolkit.applications import App
 from toolkit.endpoints import WebSocketEndpoint
 from toolkit.routing import WebSocketRoute
 from toolkit.websockets import WebSocket, WebSocketDisconnect
-
-# The both-clients fixtures of tests/test_websockets.py.
-open_client = test_websockets.open_client
-connect = test_websockets.connect
 
 
 class Echo(WebSocketEndpoint):

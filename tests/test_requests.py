@@ -10,73 +10,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
-import httpx
 import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.clients import Client, OpenClient, ThreadedClient
 from toolkit.applications import App
 from toolkit.datastructures import Address
 from toolkit.exceptions import HTTPException
 from toolkit.requests import ClientDisconnect, MalformedJSON, Request, cookie_parser
 from toolkit.responses import JSONResponse, PlainTextResponse, Response
 from toolkit.routing import Mount, NoMatchFound, Route
-from toolkit.testclient import AsyncTestClient, TestClient
 from toolkit.types import Message, Scope
 
 # ----------------------------------------------------------------------------- both clients
-
-
-class ThreadedClient:
-    """A sync ``TestClient`` called from a worker thread, with the async client's call shapes."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.sync = client
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self.sync.cookies
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        call = partial(self.sync.request, method, url, **kwargs)
-        return await trio.to_thread.run_sync(call)
-
-    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("GET", url, **kwargs)
-
-    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("POST", url, **kwargs)
-
-    async def wait_idle(self) -> None:
-        """The sync client returns only once the app task is done: nothing to wait for."""
-
-
-Client = AsyncTestClient | ThreadedClient
-OpenClient = Callable[..., Any]
-
-
-@asynccontextmanager
-async def _open_client(kind: str, app: Any, **options: Any) -> AsyncIterator[Any]:
-    if kind == "async":
-        async with AsyncTestClient(app, **options) as client:
-            yield client
-        return
-    sync_client = TestClient(app, **options)
-    await trio.to_thread.run_sync(sync_client.__enter__)
-    try:
-        yield ThreadedClient(sync_client)
-    finally:
-        await trio.to_thread.run_sync(sync_client.__exit__, None, None, None)
-
-
-@pytest.fixture(params=["async", "sync"])
-def open_client(request: pytest.FixtureRequest) -> OpenClient:
-    """``async with open_client(app, **options) as client``: each test runs with both clients."""
-    return partial(_open_client, request.param)
 
 
 def chunked(client: Client, parts: list[bytes]) -> Any:

@@ -1,8 +1,7 @@
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from toolkit.middleware import Middleware
@@ -27,8 +27,6 @@ from toolkit.routing import (
     get_route_path,
 )
 from toolkit.types import ASGIApp, Message, Receive, Scope, Send
-
-OpenClient = Callable[..., AbstractAsyncContextManager[Any]]  # the conftest fixture
 
 
 def text(body: str) -> Any:

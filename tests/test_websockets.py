@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 
 import toolkit.websockets
+from tests.clients import Connect
 from toolkit.applications import App
 from toolkit.exceptions import HTTPException, WebSocketException
 from toolkit.responses import PlainTextResponse
 from toolkit.routing import Mount, WebSocketRoute
-from toolkit.testclient import (
-    AsyncTestClient,
-    AsyncWebSocketSession,
-    TestClient,
-    WebSocketDenialResponse,
-    WebSocketTestSession,
-)
+from toolkit.testclient import AsyncTestClient, TestClient, WebSocketDenialResponse
 from toolkit.types import Message, Receive, Scope, Send
 from toolkit.websockets import (
     MalformedMessage,
@@ -33,126 +26,7 @@ from toolkit.websockets import (
     run_session,
 )
 
-# ----------------------------------------------------------------------------- both clients
-
-
-class Session:
-    """One WebSocket session with async methods, over either client (sync: from a thread)."""
-
-    def __init__(self, session: AsyncWebSocketSession | WebSocketTestSession) -> None:
-        self.session = session
-
-    async def _call(self, name: str, *args: Any) -> Any:
-        method = getattr(self.session, name)
-        if isinstance(self.session, AsyncWebSocketSession):
-            return await method(*args)
-        return await trio.to_thread.run_sync(partial(method, *args), abandon_on_cancel=True)
-
-    @property
-    def accepted_subprotocol(self) -> str | None:
-        return self.session.accepted_subprotocol
-
-    @property
-    def extra_headers(self) -> list[tuple[bytes, bytes]]:
-        return self.session.extra_headers
-
-    async def send(self, message: Message) -> None:
-        await self._call("send", message)
-
-    async def send_text(self, data: str) -> None:
-        await self._call("send_text", data)
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self._call("send_bytes", data)
-
-    async def send_json(self, data: Any, mode: str = "text") -> None:
-        await self._call("send_json", data, mode)
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        await self._call("close", code, reason)
-
-    async def receive(self) -> Message:
-        message: Message = await self._call("receive")
-        return message
-
-    async def receive_text(self) -> str:
-        text: str = await self._call("receive_text")
-        return text
-
-    async def receive_bytes(self) -> bytes:
-        data: bytes = await self._call("receive_bytes")
-        return data
-
-    async def receive_json(self, mode: str = "text") -> Any:
-        return await self._call("receive_json", mode)
-
-
-class Client:
-    """``websocket_connect`` with the same async shape over the sync and the async client."""
-
-    def __init__(self, client: TestClient | AsyncTestClient) -> None:
-        self.client = client
-
-    @asynccontextmanager
-    async def websocket_connect(self, path: str, **kwargs: Any) -> AsyncIterator[Session]:
-        if isinstance(self.client, AsyncTestClient):
-            async with self.client.websocket_connect(path, **kwargs) as session:
-                yield Session(session)
-            return
-        sync_session = self.client.websocket_connect(path, **kwargs)
-        await trio.to_thread.run_sync(sync_session.__enter__, abandon_on_cancel=True)
-        try:
-            yield Session(sync_session)
-        except BaseException as error:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(
-                    sync_session.__exit__, type(error), error, error.__traceback__
-                )
-            raise
-        await trio.to_thread.run_sync(sync_session.__exit__, None, None, None)
-
-
-@asynccontextmanager
-async def _open(kind: str, app: Any, **options: Any) -> AsyncIterator[Client]:
-    if kind == "async":
-        async with AsyncTestClient(app, **options) as client:
-            yield Client(client)
-        return
-    sync_client = TestClient(app, **options)
-    await trio.to_thread.run_sync(sync_client.__enter__)
-    try:
-        yield Client(sync_client)
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(sync_client.__exit__, None, None, None)
-
-
-OpenClient = Callable[..., AbstractAsyncContextManager[Client]]
-Connect = Callable[..., AbstractAsyncContextManager[Session]]
-
-
-@pytest.fixture(params=["sync", "async"])
-def open_client(request: pytest.FixtureRequest) -> OpenClient:
-    """``async with open_client(app, **client_options) as client``: once per test client."""
-    return partial(_open, request.param)
-
-
-@pytest.fixture
-def connect(open_client: OpenClient) -> Connect:
-    """``async with connect(app, path, subprotocols=..., headers=..., client=...) as ws``."""
-
-    @asynccontextmanager
-    async def connect(
-        app: Any, path: str = "/ws", client: dict[str, Any] | None = None, **kwargs: Any
-    ) -> AsyncIterator[Session]:
-        with trio.fail_after(10):
-            async with (
-                open_client(app, **(client or {})) as opened,
-                opened.websocket_connect(path, **kwargs) as session,
-            ):
-                yield session
-
-    return connect
+# ----------------------------------------------------------------------------- apps
 
 
 def ws_app(endpoint: Callable[[WebSocket], Any], path: str = "/ws", **options: Any) -> App:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from tests.middleware.test_base import scopes_reaching_app
 from tests.test_authentication import BasicAuth, basic, whoami
 from toolkit.applications import App
@@ -46,7 +46,7 @@ async def test_malformed_authorization_header_is_a_400(
 ) -> None:
     async with open_client(auth_app()) as client:
         authorization = header.encode("latin-1")
-        response = await client.get("/whoami", headers={"Authorization": authorization})
+        response = await client.get("/whoami", headers={b"Authorization": authorization})
     assert (response.status_code, response.text) == (400, "Invalid basic auth credentials")
 
 

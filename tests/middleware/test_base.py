@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.background import BackgroundTask
 from toolkit.middleware import Middleware

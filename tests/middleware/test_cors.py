@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from tests.middleware.test_base import scopes_reaching_app
 from toolkit.applications import App
 from toolkit.middleware import Middleware

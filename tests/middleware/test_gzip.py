@@ -11,7 +11,7 @@ import pytest
 import trio
 
 import toolkit.middleware.gzip as gzip_module
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from tests.middleware.test_base import scopes_reaching_app
 from toolkit.applications import App
 from toolkit.middleware import Middleware

@@ -12,7 +12,7 @@ from typing import Any
 import itsdangerous
 import pytest
 
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from tests.middleware.test_base import scopes_reaching_app
 from toolkit.applications import App
 from toolkit.datastructures import Secret
@@ -183,7 +183,7 @@ async def test_expired_cookie_gives_an_empty_session(open_client: OpenClient) ->
 async def test_garbage_cookie_gives_an_empty_session(open_client: OpenClient, cookie: str) -> None:
     async with open_client(session_app()) as client:
         header = f"session={cookie}".encode("latin-1")
-        response = await client.get("/view", headers={"Cookie": header})
+        response = await client.get("/view", headers={b"Cookie": header})
     assert (response.status_code, response.json()) == (200, {"session": {}})
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OpenClient
+from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.middleware import Middleware
 from toolkit.middleware.trustedhost import TrustedHostMiddleware
