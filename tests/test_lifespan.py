@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -63,6 +64,12 @@ class LifespanServer:
             await self._news.wait()
         return self.sent[-1]
 
+    def start(self, nursery: trio.Nursery, lifespan: Any, app: Any = None, **options: Any) -> None:
+        """Run ``run_lifespan`` for ``app`` against this server, in ``nursery``."""
+        nursery.start_soon(
+            partial(run_lifespan, app, lifespan, self.scope, self.receive, self.send, **options)
+        )
+
 
 def recording_lifespan(events: list[str], state: dict[str, Any] | None = None) -> Any:
     @asynccontextmanager
@@ -80,9 +87,7 @@ async def test_startup_state_and_shutdown_in_order() -> None:
     lifespan = recording_lifespan(events, {"db": "connected"})
     with trio.fail_after(TIME_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                run_lifespan, "the app", lifespan, server.scope, server.receive, server.send
-            )
+            server.start(nursery, lifespan, app="the app")
             assert await server.ask("startup") == {"type": "lifespan.startup.complete"}
             assert events == ["startup the app"]
             assert server.scope["state"] == {"db": "connected"}
@@ -97,9 +102,7 @@ async def test_state_without_server_support_fails_startup() -> None:
     lifespan = recording_lifespan([], {"db": "connected"})
     with trio.fail_after(TIME_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                run_lifespan, None, lifespan, server.scope, server.receive, server.send
-            )
+            server.start(nursery, lifespan)
             answer = await server.ask("startup")
     assert answer["type"] == "lifespan.startup.failed"
     assert 'does not support "state"' in answer["message"]
@@ -119,9 +122,7 @@ async def test_a_failing_phase_is_reported_with_its_traceback(
     server = LifespanServer()
     with trio.fail_after(TIME_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                run_lifespan, None, lifespan, server.scope, server.receive, server.send
-            )
+            server.start(nursery, lifespan)
             if phase == "shutdown":
                 await server.ask("startup")
             answer = await server.ask(phase)
@@ -143,9 +144,7 @@ async def test_the_servers_error_on_a_failure_message_propagates() -> None:
             pytest.RaisesExc(ServerFailure, match="database unreachable"), flatten_subgroups=True
         ):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    run_lifespan, None, lifespan, server.scope, server.receive, server.send
-                )
+                server.start(nursery, lifespan)
                 await server.ask("startup")
 
 
@@ -162,9 +161,7 @@ async def test_a_base_exception_is_reported_then_raised() -> None:
     with trio.fail_after(TIME_LIMIT):
         with pytest.RaisesGroup(Stop, flatten_subgroups=True):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    run_lifespan, None, lifespan, server.scope, server.receive, server.send
-                )
+                server.start(nursery, lifespan)
                 await server.ask("startup")
     assert server.types() == ["lifespan.startup.failed"]
 
@@ -175,16 +172,7 @@ async def test_cancellation_is_not_a_failure(caplog: pytest.LogCaptureFixture) -
     tasks = AppTasks(None)
     with trio.fail_after(TIME_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                lambda: run_lifespan(
-                    None,
-                    recording_lifespan(events),
-                    server.scope,
-                    server.receive,
-                    server.send,
-                    tasks=tasks,
-                )
-            )
+            server.start(nursery, recording_lifespan(events), tasks=tasks)
             await server.ask("startup")
             tasks.start_soon(trio.sleep_forever)
             await trio.testing.wait_all_tasks_blocked()
@@ -211,17 +199,7 @@ async def test_app_tasks_are_drained_before_the_lifespan_exits(
 
     with trio.fail_after(VIRTUAL_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                lambda: run_lifespan(
-                    None,
-                    recording_lifespan(events),
-                    server.scope,
-                    server.receive,
-                    server.send,
-                    tasks=tasks,
-                    shutdown_timeout=5,
-                )
-            )
+            server.start(nursery, recording_lifespan(events), tasks=tasks, shutdown_timeout=5)
             await server.ask("startup")
             start = trio.current_time()
             tasks.start_soon(work, 3)
@@ -246,16 +224,7 @@ async def test_app_task_failures_never_escape_the_lifespan() -> None:
 
     with trio.fail_after(TIME_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                lambda: run_lifespan(
-                    None,
-                    recording_lifespan([]),
-                    server.scope,
-                    server.receive,
-                    server.send,
-                    tasks=tasks,
-                )
-            )
+            server.start(nursery, recording_lifespan([]), tasks=tasks)
             await server.ask("startup")
             tasks.start_soon(broken)
             await trio.testing.wait_all_tasks_blocked()
@@ -347,17 +316,7 @@ async def test_a_failing_startup_cancels_its_app_tasks_at_once(
     tasks = AppTasks(None)
     with trio.fail_after(VIRTUAL_LIMIT):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                lambda: run_lifespan(
-                    None,
-                    lifespan,
-                    server.scope,
-                    server.receive,
-                    server.send,
-                    tasks=tasks,
-                    shutdown_timeout=30,
-                )
-            )
+            server.start(nursery, lifespan, tasks=tasks, shutdown_timeout=30)
             start = trio.current_time()
             answer = await server.ask("startup")
             answered = trio.current_time() - start
