@@ -103,6 +103,7 @@ class App:
         self.websocket_disconnect_grace = websocket_disconnect_grace
         self._exceptions: ExceptionMiddleware | None = None
         self._server_errors: ServerErrorMiddleware | None = None
+        self._defer_request_scope = False
 
     def build_middleware_stack(self) -> ASGIApp:
         """Wrap the router in the error layers and the user's middleware."""
@@ -119,6 +120,9 @@ class App:
             *self.user_middleware,
             Middleware(ExceptionMiddleware, handlers=exception_handlers, debug=self.debug),
         ]
+        # With no user middleware, nothing runs before the router that could wait: the
+        # router enters the request's cancel scope at the route (see RequestScope.run).
+        self._defer_request_scope = not self.user_middleware
         app: ASGIApp = self.router.middleware_stack
         for cls, args, kwargs in reversed(middleware):
             app = cls(app, *args, **kwargs)
@@ -171,7 +175,10 @@ class App:
         )
         scope[SCOPE_KEY] = request_scope
         try:
-            await request_scope.run(stack(scope, request_scope.receiver, request_scope.send))
+            await request_scope.run(
+                stack(scope, request_scope.receiver, request_scope.send),
+                defer=self._defer_request_scope,
+            )
         finally:
             if request_scope.needs_closing:
                 await request_scope.close()

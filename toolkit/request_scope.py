@@ -74,6 +74,7 @@ class RequestScope:
         "cancel_reason",
         "cancel_scope",
         "child_error",
+        "deferred",
         "receiver",
         "response_complete",
         "response_started",
@@ -111,6 +112,8 @@ class RequestScope:
         self._companion: _Companion | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._in_scope = False
+        # The app left entering the cancel scope to the router (see run()).
+        self.deferred = False
 
     # -- sending
 
@@ -198,17 +201,27 @@ class RequestScope:
 
     # -- running the app
 
-    async def run(self, app_call: Awaitable[None]) -> None:
-        """Run the app inside the cancel scope; start the watcher once the app blocks.
+    async def run(self, app_call: Awaitable[None], *, defer: bool = False) -> None:
+        """Run ``app_call`` inside the cancel scope; start the watcher once it blocks.
 
-        With no deadline and no cancel-on-disconnect there is nothing to
-        cancel, and the app runs without the scope (a trio cancel scope costs
-        about as much as the rest of a plain request); a route that sets a
-        deadline or turns watching on enters it then (``run_route``).
+        A trio cancel scope costs about as much as the rest of a plain
+        request, so it is only entered where something could be cancelled:
+
+        - with no deadline and no cancel-on-disconnect, never (a route that
+          sets a deadline or turns watching on enters it: ``run_route``);
+        - with ``defer`` (the app's stack is toolkit's own down to the
+          router), at the matched route, unless that route's endpoint cannot
+          wait at all (``Route.never_waits``): then only if its response
+          streams or it started children (``routing.serve_endpoint``).
         """
         if not self.cancel_on_disconnect and self.cancel_scope.deadline == math.inf:
             await app_call
             return
+        if defer:
+            self.deferred = True
+            await app_call
+            return
+        self.deferred = False
         self._in_scope = True
         with self.cancel_scope:
             await _run_until_blocked(app_call, self._on_block)

@@ -8,6 +8,7 @@ narrows each lookup to the few routes that can match, in their original order.
 
 from __future__ import annotations
 
+import dis
 import enum
 import functools
 import inspect
@@ -120,6 +121,12 @@ async def serve_endpoint(
         response = await endpoint(request)
         if request_scope is None:
             await response(scope, receive, send)
+        elif request_scope.deferred and (
+            type(response).send_response is not Response.send_response or request_scope.has_children
+        ):
+            # An endpoint that cannot wait ran outside the cancel scope (Route.never_waits);
+            # a streamed body or children can wait: they run inside it.
+            await request_scope.run(_send_and_join(response, request_scope, receive, send))
         else:
             await response.send_response(scope, receive, send)
     except BaseException:
@@ -135,6 +142,31 @@ async def serve_endpoint(
                 await request.close()
     if request_scope is not None and response.background is not None:
         request_scope.defer(response.background)
+
+
+async def _send_and_join(
+    response: Response, request_scope: RequestScope, receive: Receive, send: Send
+) -> None:
+    await response.send_response(request_scope.scope, receive, send)
+    await request_scope.join_children()
+
+
+def cannot_wait(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` can never wait: an ``async def`` whose own code has no
+    ``await``, ``async for`` or ``async with`` (such a coroutine cannot be suspended,
+    so there is nothing to cancel while it runs)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    if code is None or not inspect.iscoroutinefunction(func):
+        return False
+    return not any(instruction.opname in _WAITING_OPCODES for instruction in dis.Bytecode(code))
+
+
+# The opcodes of await, async with and async for (and what a suspension compiles to).
+_WAITING_OPCODES = frozenset(
+    {"GET_AWAITABLE", "BEFORE_ASYNC_WITH", "GET_AITER", "GET_ANEXT", "SEND", "YIELD_VALUE"}
+)
 
 
 def websocket_session(func: Callable[[Any], Awaitable[None]]) -> ASGIApp:
@@ -269,6 +301,9 @@ async def _handle_with_options(
 class BaseRoute:
     """Something a router can try: it matches a scope, handles it and builds URLs."""
 
+    #: Whether handling it can never wait for anything but the server (see ``Route``).
+    never_waits = False
+
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         raise NotImplementedError()
 
@@ -388,6 +423,13 @@ class Route(BaseRoute):
         # A path without parameters is compared as a string, without the regex.
         self._static_path = None if self.param_convertors else path
         self.scope_options = _scope_options(timeout, cancel_on_disconnect, max_body_size)
+        # An endpoint that cannot wait needs no cancel scope around its call.
+        self.never_waits = (
+            _is_plain_function(endpoint)
+            and not middleware
+            and self.scope_options is None
+            and cannot_wait(endpoint)
+        )
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -790,6 +832,16 @@ class _RouteList(list[BaseRoute]):
     del _changed
 
 
+async def _handle(route: BaseRoute, scope: Scope, receive: Receive, send: Send) -> None:
+    """Let ``route`` handle the request, inside the request's cancel scope if the app
+    left entering it to the router (``RequestScope.run``) and the route may wait."""
+    request_scope: RequestScope | None = scope.get(SCOPE_KEY)
+    if request_scope is not None and request_scope.deferred and not route.never_waits:
+        await request_scope.run(route.handle(scope, receive, send))
+    else:
+        await route.handle(scope, receive, send)
+
+
 @asynccontextmanager
 async def _no_lifespan(app: object) -> AsyncIterator[None]:
     """The lifespan of a router given none: nothing to start or stop."""
@@ -876,14 +928,14 @@ class Router:
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child_scope)
-                await route.handle(scope, receive, send)
+                await _handle(route, scope, receive, send)
                 return
             if match is Match.PARTIAL and partial is None:
                 partial, partial_scope = route, child_scope
 
         if partial is not None:
             scope.update(partial_scope)
-            await partial.handle(scope, receive, send)
+            await _handle(partial, scope, receive, send)
             return
 
         if scope_type == "http" and self.redirect_slashes and route_path != "/":
