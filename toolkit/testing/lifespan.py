@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
 import trio
 
-from toolkit.testing.transport import exit_nursery, unwrap_exception_group
+from toolkit.testing.transport import HeldNursery, unwrap_exception_group
 from toolkit.types import ASGIApp, Message
 
 
@@ -46,12 +45,10 @@ class LifespanManager:
         self._error: BaseException | None = None
         self._finished = trio.Event()
         self._app_scope = trio.CancelScope()
-        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._nursery = HeldNursery()
 
     async def __aenter__(self) -> Self:
-        manager = trio.open_nursery()
-        nursery = await manager.__aenter__()
-        self._nursery_manager = manager
+        nursery = await self._nursery.open()
         nursery.start_soon(self._run_app)
         try:
             await self._startup()
@@ -67,18 +64,17 @@ class LifespanManager:
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
-        manager, self._nursery_manager = self._nursery_manager, None
-        if manager is None:
+        if not self._nursery.is_open:
             return  # already closed by a failed startup
         try:
             if exc_value is None:
                 await self._shutdown()
         except BaseException as error:
             self._app_scope.cancel()
-            await exit_nursery(manager, error)
+            await self._nursery.close(error)
             raise
         self._app_scope.cancel()  # after shutdown, or when the block failed: the app is done
-        await exit_nursery(manager, exc_value)
+        await self._nursery.close(exc_value)
 
     async def _run_app(self) -> None:
         scope = {

@@ -34,24 +34,71 @@ def unwrap_exception_group(error: BaseException) -> BaseException:
     return error
 
 
-async def exit_nursery(
-    manager: AbstractAsyncContextManager[trio.Nursery], error: BaseException | None
-) -> None:
-    """Exit a nursery entered by hand, from an ``__aexit__`` that got ``error`` (None if none).
+def _app_error(raised: Exception) -> Exception:
+    """The error an app task raised, without the one-exception groups trio wrapped it in."""
+    leaf = unwrap_exception_group(raised)
+    return leaf if isinstance(leaf, Exception) else raised
 
-    A new failure comes out without the one-exception group trio wraps it in; ``error`` itself is
-    left for the caller's ``async with`` to propagate. Never cancel such a nursery's own scope by
-    hand: the error it would swallow could not be swallowed here.
+
+class HeldNursery:
+    """A nursery opened in one method and closed in another: an ``__aenter__``/``__aexit__`` pair.
+
+    ``close`` gets the error the owner's block raised (None if none). A new failure comes out
+    without the one-exception group trio wraps it in; that error itself is left for the owner's
+    ``async with`` to propagate. Never cancel such a nursery's own scope by hand: the error it
+    would swallow could not be swallowed here.
     """
-    try:
-        await manager.__aexit__(
-            type(error) if error else None, error, error.__traceback__ if error else None
-        )
-        return
-    except BaseException as raised:
-        failure = unwrap_exception_group(raised)
-    if failure is not error:
-        raise failure
+
+    def __init__(self) -> None:
+        self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        #: The nursery from ``open`` until ``close`` returns: its tasks may start more meanwhile.
+        self.nursery: trio.Nursery | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the nursery has been opened and ``close`` not called yet."""
+        return self._manager is not None
+
+    async def open(self) -> trio.Nursery:
+        """Open the nursery and return it."""
+        manager = trio.open_nursery()
+        self.nursery = await manager.__aenter__()
+        self._manager = manager
+        return self.nursery
+
+    async def close(self, error: BaseException | None) -> None:
+        """Wait for the nursery's tasks and close it, handing it the owner's ``error``."""
+        manager, self._manager = self._manager, None
+        assert manager is not None, "the nursery is not open"
+        try:
+            await manager.__aexit__(
+                type(error) if error else None, error, error.__traceback__ if error else None
+            )
+            return
+        except BaseException as raised:
+            failure = unwrap_exception_group(raised)
+        finally:
+            self.nursery = None
+        if failure is not error:
+            raise failure
+
+
+def _response_start(message: Message) -> Message:
+    """A ``*.response.start`` message as a server reads it: an int status, bytes header pairs."""
+    return {
+        "type": message["type"],
+        "status": int(message["status"]),
+        "headers": [(bytes(k), bytes(v)) for k, v in message.get("headers", ())],
+    }
+
+
+def _response_body(message: Message) -> Message:
+    """A ``*.response.body`` message as a server reads it: bytes body, a bool ``more_body``."""
+    return {
+        "type": message["type"],
+        "body": bytes(message.get("body", b"")),
+        "more_body": bool(message.get("more_body", False)),
+    }
 
 
 class _RequestBody:
@@ -133,20 +180,11 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start" and self.app_state == "request":
             self.app_state = "response"
-            message = {
-                "type": kind,
-                "status": int(message["status"]),
-                "headers": [(bytes(k), bytes(v)) for k, v in message.get("headers", ())],
-            }
+            message = _response_start(message)
         elif kind == "http.response.body" and self.app_state == "response":
-            more_body = bool(message.get("more_body", False))
-            if not more_body:
+            if not message.get("more_body", False):
                 self.app_state = "complete"
-            message = {
-                "type": kind,
-                "body": bytes(message.get("body", b"")),
-                "more_body": more_body,
-            }
+            message = _response_body(message)
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} in state {self.app_state!r}")
         if self.client_left:
@@ -286,17 +324,14 @@ class ASGITransport(httpx.AsyncBaseTransport):
         self.root_path = root_path
         self.client = client
         self.state: dict[str, Any] = {} if state is None else state
-        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
-        self._nursery: trio.Nursery | None = None
+        self._task_nursery = HeldNursery()
         self._running: set[_Exchange] = set()
         self._orphan_errors: list[Exception] = []
 
     async def __aenter__(self) -> Self:
-        if self._nursery_manager is not None:
+        if self._task_nursery.is_open:
             raise RuntimeError("ASGITransport is already open")
-        manager = trio.open_nursery()
-        self._nursery = await manager.__aenter__()
-        self._nursery_manager = manager
+        await self._task_nursery.open()
         return self
 
     async def __aexit__(
@@ -305,15 +340,11 @@ class ASGITransport(httpx.AsyncBaseTransport):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
-        manager, self._nursery_manager = self._nursery_manager, None
-        assert manager is not None, "ASGITransport was not opened"
+        assert self._task_nursery.is_open, "ASGITransport was not opened"
         for exchange in list(self._running):
             if exchange.app_state != "request" and not exchange.closed.is_set():
                 exchange.leave(finished_reading=False)  # a response never closed: its client left
-        try:
-            await exit_nursery(manager, exc_value)
-        finally:
-            self._nursery = None
+        await self._task_nursery.close(exc_value)
         if exc_value is None:
             self._raise_orphans()
 
@@ -353,14 +384,15 @@ class ASGITransport(httpx.AsyncBaseTransport):
 
     def websocket_connect(self, request: httpx.Request) -> AsyncWebSocketSession:
         """A WebSocket session on the handshake ``request``; enter it to connect."""
-        if self._nursery is None:
+        if self._task_nursery.nursery is None:
             raise RuntimeError("Open the client first: `async with AsyncTestClient(app) as client`")
         return AsyncWebSocketSession(self, request)
 
     def start_websocket(self, exchange: _WebSocketExchange) -> None:
         """Run the app on a WebSocket exchange, in the transport's nursery."""
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_websocket_app, exchange)
+        nursery = self._task_nursery.nursery
+        assert nursery is not None
+        nursery.start_soon(self._run_websocket_app, exchange)
 
     async def _run_websocket_app(self, exchange: _WebSocketExchange) -> None:
         error: Exception | None = None
@@ -368,18 +400,18 @@ class ASGITransport(httpx.AsyncBaseTransport):
             with exchange.cancel_scope:
                 await self.app(exchange.scope, exchange.receive, exchange.send)
         except Exception as raised:
-            leaf = unwrap_exception_group(raised)
-            error = leaf if isinstance(leaf, Exception) else raised
+            error = _app_error(raised)
         finally:
             exchange.app_finished(error)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Start the app on ``request``; return once it has started the response."""
-        if self._nursery is None:
+        nursery = self._task_nursery.nursery
+        if nursery is None:
             raise RuntimeError("Open the client first: `async with AsyncTestClient(app) as client`")
         exchange = _Exchange(self, request)
         self._running.add(exchange)
-        self._nursery.start_soon(self._run_app, exchange)
+        nursery.start_soon(self._run_app, exchange)
         try:
             start = await exchange.next_from_app()
         except BaseException:
@@ -389,9 +421,7 @@ class ASGITransport(httpx.AsyncBaseTransport):
             error = exchange.take_error()
             if self.raise_app_exceptions:
                 raise error
-            return httpx.Response(
-                500, headers=[(b"content-length", b"0"), (b"connection", b"close")]
-            )
+            return httpx.Response(500, headers=_ERROR_HEADERS)
         status_code: int = start["status"]
         stream = ASGIResponseStream(exchange, status_code)
         return httpx.Response(status_code, headers=start["headers"], stream=stream)
@@ -403,8 +433,7 @@ class ASGITransport(httpx.AsyncBaseTransport):
             with exchange.cancel_scope:
                 await self.app(exchange.scope, exchange.receive, exchange.send)
         except Exception as raised:
-            leaf = unwrap_exception_group(raised)
-            error = leaf if isinstance(leaf, Exception) else raised
+            error = _app_error(raised)
         except BaseException:
             interrupted = True
             raise
@@ -508,20 +537,11 @@ class _WebSocketExchange:
             }
         elif kind == "websocket.http.response.start" and state == "handshake":
             self.state = "response"
-            message = {
-                "type": kind,
-                "status": int(message["status"]),
-                "headers": [(bytes(k), bytes(v)) for k, v in message.get("headers", ())],
-            }
+            message = _response_start(message)
         elif kind == "websocket.http.response.body" and state == "response":
-            more_body = bool(message.get("more_body", False))
-            if not more_body:
+            if not message.get("more_body", False):
                 self.state = "closed"
-            message = {
-                "type": kind,
-                "body": bytes(message.get("body", b"")),
-                "more_body": more_body,
-            }
+            message = _response_body(message)
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} in WebSocket state {state!r}")
         await self._app_outbox.send(message)
