@@ -52,6 +52,9 @@ class FakeServer:
 class Owner:
     """Stands in for the request scope: counts disconnect notifications."""
 
+    # Outside a request's cancel scope, the receiver times the body with its own.
+    in_cancel_scope = False
+
     def __init__(self) -> None:
         self.disconnects = 0
 

@@ -30,6 +30,7 @@ from toolkit.lifespan import run_lifespan
 from toolkit.middleware import Middleware, _MiddlewareFactory
 from toolkit.middleware.errors import ServerErrorMiddleware
 from toolkit.middleware.exceptions import ExceptionMiddleware
+from toolkit.receiver import BODY_TIMEOUT_DETAIL
 from toolkit.request_scope import SCOPE_KEY, RequestScope
 from toolkit.routing import BaseRoute, Router
 from toolkit.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
@@ -184,14 +185,15 @@ class App:
                 await request_scope.close()
         if request_scope.child_error is not None:
             await self._child_failed(scope, request_scope, request_scope.child_error)
-        elif request_scope.deadline_passed:
-            await self._deadline_passed(scope, request_scope)
+        elif request_scope.timed_out is not None:
+            await self._timed_out(scope, request_scope, request_scope.timed_out)
         if request_scope.background is not None:
             request_scope.restore_background_context()
             await run_background(request_scope.background, self.thread_limiter, self.on_task_error)
 
-    async def _deadline_passed(self, scope: Scope, request_scope: RequestScope) -> None:
-        """504 through the exception handlers, or a clean end to a response already started."""
+    async def _timed_out(self, scope: Scope, request_scope: RequestScope, status: int) -> None:
+        """408 (slow body) or 504 (deadline) through the exception handlers, or a clean end
+        to a response already started."""
         method, path = scope["method"], scope["path"]
         if request_scope.response_started:
             logger.warning("Deadline passed while streaming %s %s; response ended", method, path)
@@ -201,11 +203,14 @@ class App:
                 except Exception:
                     logger.debug("Could not end the response cleanly", exc_info=True)
             return
-        logger.warning("Deadline passed for %s %s; answering 504", method, path)
+        if status == 408:
+            logger.info("Request body too slow for %s %s; answering 408", method, path)
+            exc = HTTPException(408, BODY_TIMEOUT_DETAIL)
+        else:
+            logger.warning("Deadline passed for %s %s; answering 504", method, path)
+            exc = HTTPException(504)
         assert self._exceptions is not None
-        await self._exceptions.respond(
-            HTTPException(504), scope, request_scope.receiver, request_scope.send
-        )
+        await self._exceptions.respond(exc, scope, request_scope.receiver, request_scope.send)
 
     async def _child_failed(
         self, scope: Scope, request_scope: RequestScope, error: BaseException

@@ -37,6 +37,10 @@ READ_AHEAD = 1024 * 1024
 
 DISCONNECT: Message = {"type": "http.disconnect"}
 
+BODY_TIMEOUT_DETAIL = "The request body arrived too slowly."
+#: The request scope's ``cancel_reason`` when the body took longer than ``body_timeout``.
+BODY_TIMEOUT_REASON = "body timeout"
+
 
 class RequestReceiver:
     """Wraps the server's ``receive`` for one request; call it as the app's ``receive``."""
@@ -94,15 +98,40 @@ class RequestReceiver:
         else:
             if self._body_deadline == math.inf:
                 self._body_deadline = trio.current_time() + self.body_timeout
-            with trio.move_on_at(self._body_deadline):
-                await self._wait_for_body()
-            if not self._buffer and not self.disconnected and not self.too_large:
-                raise HTTPException(408, "The request body arrived too slowly.")
+            if self.owner.in_cancel_scope:
+                await self._wait_for_body_under_the_request_deadline()
+            else:
+                with trio.move_on_at(self._body_deadline):
+                    await self._wait_for_body()
+                if not self._buffer and not self.disconnected and not self.too_large:
+                    raise HTTPException(408, BODY_TIMEOUT_DETAIL)
         if self._buffer:
             return self._take()
         if self.too_large:
             raise HTTPException(413, f"The request body is larger than {self.max_body_size} bytes.")
         return DISCONNECT
+
+    async def _wait_for_body_under_the_request_deadline(self) -> None:
+        """Wait for the body with the request's own cancel scope as the timer.
+
+        Cheaper than a cancel scope per read: the request's deadline is moved
+        up to the body's while waiting. When it fires, the request is cancelled
+        and the app answers 408 (``RequestScope.timed_out``).
+        """
+        cancel_scope = self.owner.cancel_scope
+        request_deadline = cancel_scope.deadline
+        if self._body_deadline >= request_deadline:
+            await self._wait_for_body()
+            return
+        cancel_scope.deadline = self._body_deadline
+        try:
+            await self._wait_for_body()
+        except trio.Cancelled:
+            if trio.current_time() >= self._body_deadline:
+                self.owner.cancel_reason = self.owner.cancel_reason or BODY_TIMEOUT_REASON
+            raise
+        finally:
+            cancel_scope.deadline = request_deadline
 
     async def _wait_for_body(self) -> None:
         while not self._buffer and not self.disconnected and not self.too_large:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from toolkit.receiver import RequestReceiver
+from toolkit.receiver import BODY_TIMEOUT_REASON, RequestReceiver
 from toolkit.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -195,9 +195,20 @@ class RequestScope:
             self._companion.cancel_scope.cancel()
 
     @property
-    def deadline_passed(self) -> bool:
-        """Whether the request was cancelled by its deadline (not by a disconnect or a child)."""
-        return self.cancel_reason is None and self.cancel_scope.cancelled_caught
+    def in_cancel_scope(self) -> bool:
+        """Whether the app is running inside the request's cancel scope (see ``run``)."""
+        return self._in_scope
+
+    @property
+    def timed_out(self) -> int | None:
+        """408 if the body took too long, 504 if the request's deadline passed, else None."""
+        if not self.cancel_scope.cancelled_caught:
+            return None
+        if self.cancel_reason is None:
+            return 504
+        if self.cancel_reason == BODY_TIMEOUT_REASON:
+            return 408
+        return None
 
     # -- running the app
 
