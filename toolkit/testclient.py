@@ -6,10 +6,17 @@ Both speak WebSockets too: ``websocket_connect(path, subprotocols=None, headers=
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    AsyncExitStack,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar, TypeVarTuple
 
 import httpx
 import trio
@@ -34,6 +41,8 @@ __all__ = [
 ]
 
 _Session = tuple[Portal, ASGITransport]
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 def _refuse_inside_trio() -> None:
@@ -62,6 +71,34 @@ def _handshake_request(
     if subprotocols:
         handshake["sec-websocket-protocol"] = ", ".join(subprotocols)
     return client.build_request("GET", url, headers=handshake)
+
+
+class _StackContext:
+    """A context manager built on an ``ExitStack``: ``_enter`` fills it, ``__exit__`` unwinds it.
+
+    If ``_enter`` raises, what it had entered is unwound at once.
+    """
+
+    _exit_stack: ExitStack | None = None
+
+    def _enter(self, stack: ExitStack) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        with ExitStack() as stack:
+            self._enter(stack)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        assert stack is not None, f"{type(self).__name__} was not entered"
+        stack.__exit__(exc_type, exc_value, traceback)
 
 
 class AsyncTestClient(httpx.AsyncClient):
@@ -143,7 +180,7 @@ class AsyncTestClient(httpx.AsyncClient):
         return self._asgi.websocket_connect(_handshake_request(self, url, subprotocols, headers))
 
 
-class TestClient(httpx.Client):
+class TestClient(httpx.Client, _StackContext):
     """Starlette's synchronous ``TestClient``, running the app under trio in a background thread.
 
     ``with TestClient(app) as client:`` runs lifespan startup and shutdown and keeps one trio run
@@ -178,7 +215,6 @@ class TestClient(httpx.Client):
         self._client = client
         self._run_options = dict(backend_options or {})
         self._session: _Session | None = None
-        self._exit_stack: ExitStack | None = None
         super().__init__(
             base_url=base_url,
             headers=_with_user_agent(headers),
@@ -187,29 +223,20 @@ class TestClient(httpx.Client):
             cookies=cookies,
         )
 
-    def __enter__(self) -> Self:
-        _refuse_inside_trio()
-        with ExitStack() as stack:
-            session = stack.enter_context(
-                start_portal(lambda: self._serve(lifespan=True), **self._run_options)
-            )
-            stack.callback(self._forget_session)
-            self._session = session
-            self.portal = session[0]
-            super().__enter__()
-            stack.push(super().__exit__)
-            self._exit_stack = stack.pop_all()
-        return self
+    # httpx.Client's own enter and exit run inside these, from ``_enter``.
+    __enter__ = _StackContext.__enter__
+    __exit__ = _StackContext.__exit__
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        stack, self._exit_stack = self._exit_stack, None
-        assert stack is not None, "TestClient was not entered"
-        stack.__exit__(exc_type, exc_value, traceback)
+    def _enter(self, stack: ExitStack) -> None:
+        _refuse_inside_trio()
+        session = stack.enter_context(
+            start_portal(lambda: self._serve(lifespan=True), **self._run_options)
+        )
+        stack.callback(self._forget_session)
+        self._session = session
+        self.portal = session[0]
+        super().__enter__()
+        stack.push(super().__exit__)
 
     def websocket_connect(
         self,
@@ -229,7 +256,7 @@ class TestClient(httpx.Client):
         self._session = None
         self.portal = None
 
-    def _serve(self, *, lifespan: bool) -> _Serving:
+    def _serve(self, *, lifespan: bool) -> AbstractAsyncContextManager[ASGITransport]:
         transport = ASGITransport(
             self.app,
             raise_app_exceptions=self._raise_server_exceptions,
@@ -237,7 +264,7 @@ class TestClient(httpx.Client):
             client=self._client,
             state=self.app_state,
         )
-        return _Serving(transport, lifespan=lifespan)
+        return _serving(transport, lifespan=lifespan)
 
     @contextmanager
     def _open_session(self) -> Iterator[_Session]:
@@ -249,31 +276,14 @@ class TestClient(httpx.Client):
                 yield session
 
 
-class _Serving:
+@asynccontextmanager
+async def _serving(transport: ASGITransport, *, lifespan: bool) -> AsyncIterator[ASGITransport]:
     """What a server holds open around requests: the app's lifespan, then the request nursery."""
-
-    def __init__(self, transport: ASGITransport, *, lifespan: bool) -> None:
-        self._transport = transport
-        self._lifespan = lifespan
-        self._exit_stack: AsyncExitStack | None = None
-
-    async def __aenter__(self) -> ASGITransport:
-        transport = self._transport
-        async with AsyncExitStack() as stack:
-            if self._lifespan:
-                await stack.enter_async_context(LifespanManager(transport.app, transport.state))
-            await stack.enter_async_context(transport)
-            self._exit_stack = stack.pop_all()
-        return transport
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._exit_stack is not None
-        await self._exit_stack.__aexit__(exc_type, exc_value, traceback)
+    async with AsyncExitStack() as stack:
+        if lifespan:
+            await stack.enter_async_context(LifespanManager(transport.app, transport.state))
+        await stack.enter_async_context(transport)
+        yield transport
 
 
 class _PortalTransport(httpx.BaseTransport):
@@ -336,7 +346,7 @@ async def _next_chunk(stream: ASGIResponseStream) -> bytes | None:
     return await anext(stream, None)
 
 
-class WebSocketTestSession:
+class WebSocketTestSession(_StackContext):
     """The sync client's end of a WebSocket: an ``AsyncWebSocketSession`` driven through the portal.
 
     Starlette's ``WebSocketTestSession``: use it as a context manager; the methods block.
@@ -351,27 +361,13 @@ class WebSocketTestSession:
         self._request = request
         self._portal: Portal | None = None
         self._session: AsyncWebSocketSession | None = None
-        self._exit_stack: ExitStack | None = None
 
-    def __enter__(self) -> Self:
-        with ExitStack() as stack:
-            portal, transport = stack.enter_context(self._open_session())
-            session = transport.websocket_connect(self._request)
-            portal.call(session.__aenter__)
-            stack.push(lambda *exc_info: portal.call(session.__aexit__, *exc_info))
-            self._portal, self._session = portal, session
-            self._exit_stack = stack.pop_all()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        stack, self._exit_stack = self._exit_stack, None
-        assert stack is not None, "WebSocketTestSession was not entered"
-        stack.__exit__(exc_type, exc_value, traceback)
+    def _enter(self, stack: ExitStack) -> None:
+        portal, transport = stack.enter_context(self._open_session())
+        session = transport.websocket_connect(self._request)
+        portal.call(session.__aenter__)
+        stack.push(lambda *exc_info: portal.call(session.__aexit__, *exc_info))
+        self._portal, self._session = portal, session
 
     @property
     def _open(self) -> tuple[Portal, AsyncWebSocketSession]:
@@ -389,38 +385,34 @@ class WebSocketTestSession:
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
         return self._open[1].extra_headers
 
-    def send(self, message: Message) -> None:
+    def _call(self, method: Callable[[AsyncWebSocketSession, *Ts], Awaitable[T]], *args: *Ts) -> T:
+        """Run the async session's ``method`` in the portal and return what it returns."""
         portal, session = self._open
-        portal.call(session.send, message)
+        return portal.call(method, session, *args)
+
+    def send(self, message: Message) -> None:
+        self._call(AsyncWebSocketSession.send, message)
 
     def send_text(self, data: str) -> None:
-        portal, session = self._open
-        portal.call(session.send_text, data)
+        self._call(AsyncWebSocketSession.send_text, data)
 
     def send_bytes(self, data: bytes) -> None:
-        portal, session = self._open
-        portal.call(session.send_bytes, data)
+        self._call(AsyncWebSocketSession.send_bytes, data)
 
     def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
-        portal, session = self._open
-        portal.call(session.send_json, data, mode)
+        self._call(AsyncWebSocketSession.send_json, data, mode)
 
     def close(self, code: int = 1000, reason: str | None = None) -> None:
-        portal, session = self._open
-        portal.call(session.close, code, reason)
+        self._call(AsyncWebSocketSession.close, code, reason)
 
     def receive(self) -> Message:
-        portal, session = self._open
-        return portal.call(session.receive)
+        return self._call(AsyncWebSocketSession.receive)
 
     def receive_text(self) -> str:
-        portal, session = self._open
-        return portal.call(session.receive_text)
+        return self._call(AsyncWebSocketSession.receive_text)
 
     def receive_bytes(self) -> bytes:
-        portal, session = self._open
-        return portal.call(session.receive_bytes)
+        return self._call(AsyncWebSocketSession.receive_bytes)
 
     def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        portal, session = self._open
-        return portal.call(session.receive_json, mode)
+        return self._call(AsyncWebSocketSession.receive_json, mode)
