@@ -22,6 +22,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.apps import RecordResponseEnd
 from toolkit.applications import App
 from toolkit.background import BackgroundTask, BackgroundTasks
 from toolkit.exceptions import HTTPException
@@ -789,22 +790,6 @@ async def test_a_handler_can_bound_its_own_io_by_the_deadline(
 # ----------------------------------------------------------------------------- exit stack, order
 
 
-class SendRecorder:
-    """Pure ASGI middleware: notes when the last body message has been sent."""
-
-    def __init__(self, app: ASGIApp, events: list[str]) -> None:
-        self.app = app
-        self.events = events
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def recording_send(message: Message) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                self.events.append("last byte sent")
-
-        await self.app(scope, receive, recording_send)
-
-
 async def test_exit_stack_closes_after_the_last_byte_and_children_before_background() -> None:
     events: list[str] = []
 
@@ -833,7 +818,7 @@ async def test_exit_stack_closes_after_the_last_byte_and_children_before_backgro
             rows(), background=BackgroundTask(lambda: events.append("background"))
         )
 
-    app = App(routes=[Route("/", endpoint)], middleware=[Middleware(SendRecorder, events)])
+    app = App(routes=[Route("/", endpoint)], middleware=[Middleware(RecordResponseEnd, events)])
     with trio.fail_after(TIME_LIMIT):
         async with AsyncTestClient(app) as client:
             assert (await client.get("/")).text == "row\n" * 3
@@ -842,7 +827,7 @@ async def test_exit_stack_closes_after_the_last_byte_and_children_before_backgro
     assert events == [
         "session opened",
         *rows,
-        "last byte sent",
+        "response sent",
         "child done",
         "session closed",
         "background",

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.apps import RecordResponseEnd
 from tests.clients import OpenClient
 from toolkit.applications import App
 from toolkit.background import BackgroundTask, BackgroundTasks
@@ -31,7 +32,7 @@ from toolkit.responses import (
 )
 from toolkit.routing import Route
 from toolkit.testclient import AsyncTestClient, TestClient
-from toolkit.types import Message, Receive, Scope, Send
+from toolkit.types import Message, Scope
 
 # ----------------------------------------------------------------------------- apps
 
@@ -521,22 +522,6 @@ async def test_cookies_round_trip_through_the_client(open_client: OpenClient) ->
 
 
 # ----------------------------------------------------------------------------- background
-
-
-class RecordResponseEnd:
-    """An ASGI middleware recording "response sent" when the last body message passes."""
-
-    def __init__(self, app: Any, events: list[str]) -> None:
-        self.app = app
-        self.events = events
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def recording_send(message: Message) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                self.events.append("response sent")
-
-        await self.app(scope, receive, recording_send)
 
 
 async def test_background_runs_after_the_response_is_sent(open_client: OpenClient) -> None:

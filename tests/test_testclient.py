@@ -12,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.apps import read_body, respond
 from toolkit.applications import App
 from toolkit.background import BackgroundTask
 from toolkit.requests import Request
@@ -19,19 +20,7 @@ from toolkit.responses import PlainTextResponse, Response
 from toolkit.routing import Route
 from toolkit.testclient import AsyncTestClient, TestClient
 from toolkit.testing.lifespan import LifespanFailure
-from toolkit.types import Message, Receive, Scope, Send
-
-
-async def respond(send: Send, body: bytes = b"", headers: list[Any] | None = None) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": headers or []})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: Receive) -> list[Message]:
-    messages = [await receive()]
-    while messages[-1].get("more_body"):
-        messages.append(await receive())
-    return messages
+from toolkit.types import Receive, Scope, Send
 
 
 class EchoApp:

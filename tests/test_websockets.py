@@ -9,6 +9,7 @@ import pytest
 import trio
 
 import toolkit.websockets
+from tests.apps import echo
 from tests.clients import Connect
 from toolkit.applications import App
 from toolkit.exceptions import HTTPException, WebSocketException
@@ -34,18 +35,6 @@ def ws_app(endpoint: Callable[[WebSocket], Any], path: str = "/ws", **options: A
 
 
 # ----------------------------------------------------------------------------- messages
-
-
-async def echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await websocket.send_text(message["text"])
-        else:
-            await websocket.send_bytes(message["bytes"])
 
 
 async def test_text_and_bytes_echo(connect: Connect) -> None:

@@ -10,6 +10,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
+from tests.apps import echo
 from toolkit.applications import App
 from toolkit.exceptions import HTTPException
 from toolkit.routing import WebSocketRoute
@@ -19,18 +20,6 @@ from toolkit.websockets import WebSocket, WebSocketDisconnect
 
 def ws_url(server: LiveServer, path: str) -> str:
     return f"ws://{server.host}:{server.port}{path}"
-
-
-async def echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await websocket.send_text(message["text"])
-        else:
-            await websocket.send_bytes(message["bytes"])
 
 
 async def test_echo_of_text_and_binary_frames() -> None:

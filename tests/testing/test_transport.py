@@ -9,6 +9,7 @@ import httpx
 import pytest
 import trio
 
+from tests.apps import read_body, respond
 from toolkit.testing.transport import ASGITransport
 from toolkit.types import Message, Receive, Scope, Send
 
@@ -17,18 +18,6 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def open_client(app: App, **options: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=ASGITransport(app, **options), base_url="http://testserver")
-
-
-async def respond(send: Send, body: bytes = b"", status: int = 200) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": []})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: Receive) -> list[Message]:
-    messages = [await receive()]
-    while messages[-1].get("more_body"):
-        messages.append(await receive())
-    return messages
 
 
 async def test_scope_mirrors_hypercorn() -> None:
