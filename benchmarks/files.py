@@ -208,25 +208,30 @@ class FilesBench:
         return f"http://{HOST}:{server.port}{path}"
 
     def download_x8(self, server: Server) -> Measurement:
-        """``--clients`` downloads at once: MB/s in all, and the server's RSS growth meanwhile."""
+        """``--clients`` downloads at once: MB/s in all, server CPU per MB, and the server's RSS
+        growth meanwhile."""
         command = curl(self.url(server, "/download"), "-o", "/dev/null")
-        started = time.perf_counter()
+        cpu_before, started = server.cpu_seconds(), time.perf_counter()
         with RSSWatcher(server.worker_pid()) as rss:
             results = run_curls([command] * self.args.clients)
         seconds = time.perf_counter() - started
+        moved_mb = self.args.clients * self.download_size / MB
         for _, status, down, _, _ in results:
             if status != 200 or down != self.download_size:
                 raise RuntimeError(f"download: status {status}, {down} bytes")
         return {
-            "mb_per_s": self.args.clients * self.download_size / MB / seconds,
+            "mb_per_s": moved_mb / seconds,
+            "cpu_ms_per_mb": (server.cpu_seconds() - cpu_before) * 1000 / moved_mb,
             "rss_before_mb": rss.before / MB,
             "rss_growth_mb": rss.growth / MB,
         }
 
     def upload(self, server: Server) -> Measurement:
-        """Sequential uploads: median MB/s, and the server's RSS growth over all of them."""
+        """Sequential uploads: median MB/s, server CPU per MB, and the server's RSS growth over
+        all of them."""
         command = curl(self.url(server, "/upload"), *self.upload_options)
         speeds = []
+        cpu_before = server.cpu_seconds()
         with RSSWatcher(server.worker_pid()) as rss:
             for _ in range(self.args.uploads):
                 [(body, status, _, up, seconds)] = run_curls([command])
@@ -234,14 +239,17 @@ class FilesBench:
                 if answer != {"filename": "big.bin", "size": self.upload_size}:
                     raise RuntimeError(f"upload: status {status}, body {body[:200]!r}")
                 speeds.append(up / MB / seconds)
+        moved_mb = self.args.uploads * self.upload_size / MB
         return {
             "mb_per_s": statistics.median(speeds),
+            "cpu_ms_per_mb": (server.cpu_seconds() - cpu_before) * 1000 / moved_mb,
             "rss_before_mb": rss.before / MB,
             "rss_growth_mb": rss.growth / MB,
         }
 
     def download(self, server: Server) -> Measurement:
-        """Sequential downloads by one client: median MB/s, and the server's CPU use."""
+        """Sequential downloads by one client: median MB/s, the server's CPU use (share of a
+        CPU) and its CPU time per MB."""
         command = curl(self.url(server, "/download"), "-o", "/dev/null")
         speeds = []
         cpu_before, started = server.cpu_seconds(), time.monotonic()
@@ -250,20 +258,29 @@ class FilesBench:
             if status != 200 or down != self.download_size:
                 raise RuntimeError(f"download: status {status}, {down} bytes")
             speeds.append(down / MB / seconds)
-        cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - started)
-        return {"mb_per_s": statistics.median(speeds), "server_cpu": cpu}
+        cpu_seconds = server.cpu_seconds() - cpu_before
+        return {
+            "mb_per_s": statistics.median(speeds),
+            "server_cpu": cpu_seconds / (time.monotonic() - started),
+            "cpu_ms_per_mb": cpu_seconds * 1000 / (self.args.downloads * self.download_size / MB),
+        }
 
     def static(self, server: Server) -> Measurement:
-        """wrk on the 1 KB static file: requests/s and p99."""
+        """wrk on the 1 KB static file: requests/s, p99 and server CPU per request."""
         body_file = self.folder / "no-body"
         if self.args.warmup:
             wrk_load(server.port, STATIC, self.args.warmup, self.args.connections, body_file)
         cpu_before, started = server.cpu_seconds(), time.monotonic()
         result = wrk_load(server.port, STATIC, self.args.duration, self.args.connections, body_file)
-        cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - started)
+        cpu_seconds = server.cpu_seconds() - cpu_before
         if result.failures:
             raise RuntimeError(f"static: {result.failures} failed requests")
-        return {"rps": result.rps, "p99_ms": result.p99_ms, "server_cpu": cpu}
+        return {
+            "rps": result.rps,
+            "p99_ms": result.p99_ms,
+            "server_cpu": cpu_seconds / (time.monotonic() - started),
+            "cpu_us": cpu_seconds * 1e6 / result.requests,
+        }
 
 
 # Run in this order each round: RSS first, on servers that have served only the checks.
@@ -315,6 +332,10 @@ def paired_ratio(results: dict[str, dict[str, list[Measurement]]], name: str, ke
     return statistics.median(a[key] / b[key] for a, b in zip(mine, theirs, strict=True))
 
 
+CPU: dict[str, Any] = {"number": "{:.2f}", "verdict": "ratio"}  # ratio < 1: toolkit is cheaper
+RSS: dict[str, Any] = {"combine": max, "number": "{:.1f}", "verdict": "rss"}
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of the results table: which figure of which measurement, and how to judge it.
@@ -332,9 +353,9 @@ class Row:
 
 
 ROWS = [
-    Row("download 1 client (MB/s)", "download", "mb_per_s"),
+    Row("download, 1 client (MB/s)", "download", "mb_per_s"),
     Row(
-        "download {clients} clients at once (MB/s in all)",
+        "download, {clients} clients at once (MB/s in all)",
         "download_x8",
         "mb_per_s",
         verdict="ratio",
@@ -342,15 +363,19 @@ ROWS = [
     Row("static 1 KB (req/s)", "static", "rps"),
     Row("static 1 KB (p99 ms)", "static", "p99_ms", number="{:.1f}", verdict=None),
     Row("upload, multipart (MB/s)", "upload", "mb_per_s"),
+    Row("download, 1 client (server CPU ms per MB)", "download", "cpu_ms_per_mb", **CPU),
+    Row(
+        "download, {clients} clients (server CPU ms per MB)", "download_x8", "cpu_ms_per_mb", **CPU
+    ),
+    Row("static 1 KB (server CPU µs per request)", "static", "cpu_us", verdict="ratio"),
+    Row("upload (server CPU ms per MB)", "upload", "cpu_ms_per_mb", **CPU),
     Row(
         "RSS growth, {clients} clients downloading (MB, worst round)",
         "download_x8",
         "rss_growth_mb",
-        max,
-        "{:.1f}",
-        "rss",
+        **RSS,
     ),
-    Row("RSS growth, uploads (MB, worst round)", "upload", "rss_growth_mb", max, "{:.1f}", "rss"),
+    Row("RSS growth, uploads (MB, worst round)", "upload", "rss_growth_mb", **RSS),
 ]
 
 
@@ -453,7 +478,8 @@ def main() -> int:
         f"\nFiles served by hypercorn's trio worker on {HOST}: a {args.download_mb} MB download "
         f"(curl), a 1 KB static file (wrk, {args.connections} connections, {args.duration} s), "
         f"a {args.upload_mb} MB multipart upload (curl); {pinning}; median over {args.rounds} "
-        f"rounds, ratios paired per round (> 1: faster), RSS growth the worst round. "
+        f"rounds, ratios paired per round (throughput: > 1, toolkit faster; CPU: < 1, toolkit "
+        f"cheaper), RSS growth the worst round. "
         f"{environment['date']}, {environment['cpus']} CPUs, "
         f"load {environment['loadavg']} -> {environment['loadavg_end']}"
     )

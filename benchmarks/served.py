@@ -60,11 +60,18 @@ class LoadResult:
     p99_ms: float
     failures: int
     server_cpu: float = 0.0
+    server_cpu_seconds: float = 0.0
 
     @property
     def rps(self) -> float:
         """Requests per second over the timed run."""
         return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU time per request, in µs: unlike requests/s, it holds steady when other
+        processes take turns on the server's CPU."""
+        return self.server_cpu_seconds / max(1, self.requests) * 1e6
 
 
 def free_port() -> int:
@@ -331,14 +338,14 @@ def measure(
                         load(server.port, scenario, args.warmup)
                     cpu_before, started = server.cpu_seconds(), time.monotonic()
                     result = load(server.port, scenario, args.duration)
-                    result.server_cpu = (server.cpu_seconds() - cpu_before) / (
-                        time.monotonic() - started
-                    )
+                    result.server_cpu_seconds = server.cpu_seconds() - cpu_before
+                    result.server_cpu = result.server_cpu_seconds / (time.monotonic() - started)
                     results[fw].setdefault(scenario.name, []).append(result)
                     print(
                         f"   round {round_index + 1}/{args.rounds} {scenario.name:9} {fw:16} "
                         f"{result.rps:8.0f} req/s  p99 {result.p99_ms:6.1f} ms  "
-                        f"server CPU {result.server_cpu:4.0%}  failures {result.failures}",
+                        f"server CPU {result.server_cpu:4.0%} ({result.cpu_us:4.0f} µs/request)  "
+                        f"failures {result.failures}",
                         file=sys.stderr,
                     )
     return results, skipped
@@ -354,6 +361,7 @@ def summarise(
                 "rps": statistics.median(run.rps for run in runs),
                 "p99_ms": statistics.median(run.p99_ms for run in runs),
                 "server_cpu": statistics.median(run.server_cpu for run in runs),
+                "cpu_us": statistics.median(run.cpu_us for run in runs),
                 "failures": sum(run.failures for run in runs),
             }
             for name, runs in by_scenario.items()
@@ -361,17 +369,22 @@ def summarise(
         for fw, by_scenario in results.items()
     }
     ratios: dict[str, dict[str, float]] = {}
+    capacity: dict[str, dict[str, float]] = {}
     for mine, theirs in RATIOS:
-        row = {}
+        row, capacity_row = {}, {}
         for scenario in scenarios:
             my_runs = results.get(mine, {}).get(scenario.name)
             their_runs = results.get(theirs, {}).get(scenario.name)
             if my_runs and their_runs and len(my_runs) == len(their_runs):
-                pairs = zip(my_runs, their_runs, strict=True)
+                pairs = list(zip(my_runs, their_runs, strict=True))
                 row[scenario.name] = statistics.median(a.rps / b.rps for a, b in pairs)
+                capacity_row[scenario.name] = statistics.median(
+                    b.cpu_us / a.cpu_us for a, b in pairs
+                )
         if row:
             ratios[f"{mine}/{theirs}"] = row
-    return {"medians": medians, "rps_ratios": ratios}
+            capacity[f"{mine}/{theirs}"] = capacity_row
+    return {"medians": medians, "rps_ratios": ratios, "cpu_capacity_ratios": capacity}
 
 
 def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scenario]) -> str:
@@ -387,6 +400,29 @@ def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scena
         for fw in frameworks:
             cell = medians[fw].get(scenario.name)
             row.append("-" if cell is None else f"{cell['rps']:,.0f} ({cell['p99_ms']:.1f})")
+        row += [
+            "-" if scenario.name not in ratio else f"{ratio[scenario.name]:.2f}"
+            for ratio in ratios.values()
+        ]
+        if "toolkit/starlette" in ratios:
+            row.append(_verdict(ratios["toolkit/starlette"].get(scenario.name), scenario))
+        rows.append(row)
+    return format_table(header, rows)
+
+
+def render_cpu(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scenario]) -> str:
+    """Server CPU µs per request per framework, and the requests per CPU-second ratios."""
+    medians, ratios = summary["medians"], summary["cpu_capacity_ratios"]
+    header = ["scenario", *(f"{fw} CPU µs/request" for fw in frameworks)]
+    header += [f"{pair} requests per CPU second" for pair in ratios]
+    if "toolkit/starlette" in ratios:
+        header.append("target (toolkit/starlette req/s)")
+    rows = []
+    for scenario in scenarios:
+        row = [scenario.name]
+        for fw in frameworks:
+            cell = medians[fw].get(scenario.name)
+            row.append("-" if cell is None else f"{cell['cpu_us']:,.0f}")
         row += [
             "-" if scenario.name not in ratio else f"{ratio[scenario.name]:.2f}"
             for ratio in ratios.values()
@@ -493,6 +529,12 @@ def main() -> int:
         f"load {environment['loadavg']} -> {environment['loadavg_end']}"
     )
     print(render(summary, shown, scenarios))
+    print(
+        "\nThe same runs by server CPU time (user + system, hypercorn's processes) per request, "
+        "which other processes sharing the server's CPU disturb far less than requests/s; "
+        "ratios paired per round (> 1: more requests per CPU second)."
+    )
+    print(render_cpu(summary, shown, scenarios))
     failures = {
         f"{fw}/{name}": cell["failures"]
         for fw, by_scenario in summary["medians"].items()
