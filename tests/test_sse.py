@@ -133,18 +133,19 @@ async def test_pings_while_idle(autojump_clock: trio.testing.MockClock) -> None:
     assert response.text == "data: a\n\ndata: b\n\n"
 
 
+async def ticks(cleaned_up: trio.Event) -> AsyncIterator[str]:
+    """Endless "tick" events; sets ``cleaned_up`` once the generator is closed."""
+    try:
+        while True:
+            yield "tick"
+            await trio.sleep(0.01)
+    finally:
+        cleaned_up.set()
+
+
 async def test_client_leaving_cancels_the_producer_promptly() -> None:
     cleaned_up = trio.Event()
-
-    async def events(request: Request) -> AsyncIterator[str]:
-        try:
-            while True:
-                yield "tick"
-                await trio.sleep(0.01)
-        finally:
-            cleaned_up.set()
-
-    async with AsyncTestClient(app_streaming(events)) as http:
+    async with AsyncTestClient(app_streaming(lambda request: ticks(cleaned_up))) as http:
         async with http.stream("GET", "/events") as response:
             chunks = response.aiter_text()
             assert await anext(chunks) == "data: tick\n\n"
@@ -208,14 +209,6 @@ async def test_response_alone_stops_on_disconnect() -> None:
     first_sent, cleaned_up = trio.Event(), trio.Event()
     sent: list[Message] = []
 
-    async def events() -> AsyncIterator[str]:
-        try:
-            while True:
-                yield "tick"
-                await trio.sleep(0.01)
-        finally:
-            cleaned_up.set()
-
     async def receive() -> Message:
         await first_sent.wait()
         return {"type": "http.disconnect"}
@@ -227,7 +220,7 @@ async def test_response_alone_stops_on_disconnect() -> None:
 
     scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
     with trio.fail_after(1):
-        await EventSourceResponse(events())(scope, receive, send)
+        await EventSourceResponse(ticks(cleaned_up))(scope, receive, send)
     assert cleaned_up.is_set()
     assert sent[1]["body"] == b"data: tick\n\n"
     # Nothing is sent to a client that has gone.
