@@ -155,8 +155,9 @@ class Response:
             partitioned=partitioned,
         )
 
-    async def send_response(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the status line, headers and body (no background tasks)."""
+    async def send_start(self, scope: Scope, send: Send) -> str:
+        """Send the status and headers; return the message prefix for the body
+        (``"websocket."`` for a WebSocket denial response, else ``""``)."""
         prefix = "websocket." if scope["type"] == "websocket" else ""
         await send(
             {
@@ -165,6 +166,11 @@ class Response:
                 "headers": self.raw_headers,
             }
         )
+        return prefix
+
+    async def send_response(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the status line, headers and body (no background tasks)."""
+        prefix = await self.send_start(scope, send)
         body = b"" if scope.get("method") == "HEAD" else self.body
         await send({"type": prefix + "http.response.body", "body": body})
 
@@ -242,14 +248,7 @@ class StreamingResponse(Response):
         return iterate_in_thread(self._content, limiter=app_thread_limiter(scope))
 
     async def send_response(self, scope: Scope, receive: Receive, send: Send) -> None:
-        prefix = "websocket." if scope["type"] == "websocket" else ""
-        await send(
-            {
-                "type": prefix + "http.response.start",
-                "status": self.status_code,
-                "headers": self.raw_headers,
-            }
-        )
+        prefix = await self.send_start(scope, send)
         chunks = aiter(self._iterate(scope))
         if hasattr(chunks, "aclose"):
             # Close the generator however the stream ends, so its ``finally`` runs now.

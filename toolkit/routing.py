@@ -24,7 +24,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import trio
 
@@ -295,6 +295,20 @@ async def _handle_with_options(
         await request_scope.run_route(options, app, receive, send)
 
 
+def _endpoint_url_path(
+    route: Route | WebSocketRoute,
+    name: str,
+    path_params: dict[str, Any],
+    protocol: Literal["http", "websocket"],
+) -> URLPath:
+    """The path of an endpoint route called ``name``, given exactly its parameters."""
+    if name != route.name or set(path_params) != set(route.param_convertors):
+        raise NoMatchFound(name, path_params)
+    path, remaining_params = replace_params(route.path_format, route.param_convertors, path_params)
+    assert not remaining_params
+    return URLPath(path=path, protocol=protocol)
+
+
 # ----------------------------------------------------------------------------- routes
 
 
@@ -457,13 +471,7 @@ class Route(BaseRoute):
         return Match.FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        if name != self.name or set(path_params) != set(self.param_convertors):
-            raise NoMatchFound(name, path_params)
-        path, remaining_params = replace_params(
-            self.path_format, self.param_convertors, path_params
-        )
-        assert not remaining_params
-        return URLPath(path=path, protocol="http")
+        return _endpoint_url_path(self, name, path_params, protocol="http")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
@@ -530,13 +538,7 @@ class WebSocketRoute(BaseRoute):
         return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        if name != self.name or set(path_params) != set(self.param_convertors):
-            raise NoMatchFound(name, path_params)
-        path, remaining_params = replace_params(
-            self.path_format, self.param_convertors, path_params
-        )
-        assert not remaining_params
-        return URLPath(path=path, protocol="websocket")
+        return _endpoint_url_path(self, name, path_params, protocol="websocket")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)

@@ -182,9 +182,7 @@ class EventSourceResponse(Response):
 
     async def send_response(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the events until the producer ends or the client leaves."""
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
+        await self.send_start(scope, send)
         if scope.get("method") == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
