@@ -27,7 +27,8 @@ from toolkit.applications import App
 from toolkit.background import BackgroundTask, BackgroundTasks
 from toolkit.exceptions import HTTPException
 from toolkit.middleware import Middleware
-from toolkit.request_scope import SCOPE_KEY, _run_until_blocked, track_response
+from toolkit.middleware.errors import ServerErrorMiddleware
+from toolkit.request_scope import SCOPE_KEY, ResponseTracker, _run_until_blocked
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response, StreamingResponse
 from toolkit.routing import Mount, Route
@@ -1027,31 +1028,36 @@ async def test_thread_limit_caps_concurrent_sync_endpoints_and_background() -> N
 # ----------------------------------------------------------------------------- response tracking
 
 
-async def test_track_response_follows_the_request_scope_or_wraps_send() -> None:
+async def test_response_tracker_records_the_start() -> None:
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    bare, bare_send = track_response({"type": "http"}, send)
-    assert not bare.response_started
-    await bare_send({"type": "http.response.start", "status": 200})
-    assert bare.response_started
+    tracker = ResponseTracker(send)
+    assert not tracker.response_started
+    await tracker.send({"type": "http.response.start", "status": 200})
+    assert tracker.response_started
     assert sent == [{"type": "http.response.start", "status": 200}]
 
-    states: list[bool] = []
 
-    async def endpoint(request: Request) -> Response:
-        tracker, tracker_send = track_response(request.scope, send)
-        assert tracker_send is send  # nothing to wrap: the request scope knows
-        assert tracker is request.scope[SCOPE_KEY]
-        states.append(tracker.response_started)
-        return PlainTextResponse("ok")
+async def test_the_error_layers_answer_once_a_response_started_outside_an_app() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise ValueError("after the start")
 
-    with trio.fail_after(TIME_LIMIT):
-        async with AsyncTestClient(app_with(endpoint)) as client:
-            await client.get("/")
-    assert states == [False]
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with pytest.raises(ValueError):
+        await ServerErrorMiddleware(app)(scope, receive, send)
+    assert [message["type"] for message in sent] == ["http.response.start"]
 
 
 async def test_the_request_scope_is_in_the_asgi_scope() -> None:

@@ -176,10 +176,11 @@ class App:
         )
         scope[SCOPE_KEY] = request_scope
         try:
-            await request_scope.run(
-                stack(scope, request_scope.receiver, request_scope.send),
-                defer=self._defer_request_scope,
-            )
+            app_call = stack(scope, request_scope.receiver, request_scope.send)
+            if request_scope.enters_now(defer=self._defer_request_scope):
+                await request_scope.run(app_call)
+            else:
+                await app_call
         finally:
             if request_scope.needs_closing:
                 await request_scope.close()

@@ -212,8 +212,8 @@ class RequestScope:
 
     # -- running the app
 
-    async def run(self, app_call: Awaitable[None], *, defer: bool = False) -> None:
-        """Run ``app_call`` inside the cancel scope; start the watcher once it blocks.
+    def enters_now(self, *, defer: bool) -> bool:
+        """Whether the app must run inside the cancel scope from the start (``run``).
 
         A trio cancel scope costs about as much as the rest of a plain
         request, so it is only entered where something could be cancelled:
@@ -226,12 +226,14 @@ class RequestScope:
           streams or it started children (``routing.serve_endpoint``).
         """
         if not self.cancel_on_disconnect and self.cancel_scope.deadline == math.inf:
-            await app_call
-            return
+            return False
         if defer:
             self.deferred = True
-            await app_call
-            return
+            return False
+        return True
+
+    async def run(self, app_call: Awaitable[None]) -> None:
+        """Run ``app_call`` inside the cancel scope; start the watcher once it blocks."""
         self.deferred = False
         self._in_scope = True
         with self.cancel_scope:
@@ -242,7 +244,7 @@ class RequestScope:
     ) -> None:
         """Run a matched route that overrides the app's settings (``Route(timeout=...)``...)."""
         self.apply_route_options(*options)  # may refuse the request (413) before it starts
-        if self._in_scope:
+        if self._in_scope or not self.enters_now(defer=False):
             await app(self.scope, receive, send)
         else:
             await self.run(app(self.scope, receive, send))
@@ -510,16 +512,3 @@ class ResponseTracker:
         if message["type"] == "http.response.start":
             self.response_started = True
         await self._send(message)
-
-
-def track_response(scope: Scope, send: Send) -> tuple[RequestScope | ResponseTracker, Send]:
-    """What tells a layer whether the response has started, and the ``send`` to pass on.
-
-    Inside an ``App`` the request scope already knows, and ``send`` is passed
-    through untouched; elsewhere it is wrapped.
-    """
-    request_scope: RequestScope | None = scope.get(SCOPE_KEY)
-    if request_scope is not None:
-        return request_scope, send
-    tracker = ResponseTracker(send)
-    return tracker, tracker.send

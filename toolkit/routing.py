@@ -115,7 +115,7 @@ async def serve_endpoint(
     background tasks are handed to the request scope; a parsed form's files
     are closed whatever happened.
     """
-    scope, receive, send = request.scope, request.receive, request._send
+    scope, receive, send = request.scope, request._receive, request._send
     request_scope: RequestScope | None = scope.get(SCOPE_KEY)
     try:
         response = await endpoint(request)

@@ -8,7 +8,7 @@ from typing import Any
 
 from toolkit.concurrency import app_thread_limiter, is_async_callable, run_in_thread
 from toolkit.exceptions import HTTPException, WebSocketException
-from toolkit.request_scope import track_response
+from toolkit.request_scope import SCOPE_KEY, RequestScope, ResponseTracker
 from toolkit.requests import Request
 from toolkit.responses import PlainTextResponse, Response
 from toolkit.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
@@ -66,9 +66,12 @@ class ExceptionMiddleware:
             await self.app(scope, receive, send)
             return
 
-        tracker, app_send = track_response(scope, send)
+        tracker: RequestScope | ResponseTracker | None = scope.get(SCOPE_KEY)
+        if tracker is None:  # used outside an App: watch the response go by
+            tracker = ResponseTracker(send)
+            send = tracker.send
         try:
-            await self.app(scope, receive, app_send)
+            await self.app(scope, receive, send)
         except Exception as exc:
             handler = self.lookup_handler(exc)
             if handler is None:
