@@ -1107,3 +1107,52 @@ async def test_polling_is_disconnected_sees_the_client_leave(cancel_on_disconnec
             await leave_when(client, waiting)
             await client.wait_idle()
     assert len(polls) == 1  # the handler ran once, and its loop ended
+
+
+async def test_a_request_leaves_no_reference_cycles_behind() -> None:
+    """Cycles would leave every request's objects to the garbage collector (slow, served).
+
+    (A request whose companion task started also leaves trio's own task objects to it.)
+    """
+    import gc
+
+    async def endpoint(request: Request) -> Response:
+        # Waits (reading the body), inside the cancel scope, without needing the watcher.
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = App(routes=[Route("/", endpoint, methods=["POST"])])
+
+    async def one_request() -> None:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"abc", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"content-length", b"3")],
+        }
+        await app(scope, receive, send)
+        assert sent[-1]["body"] == b"3"
+
+    await one_request()  # builds the middleware stack once
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(10):
+            await one_request()
+        gc.collect()
+        leftovers = [obj for obj in gc.garbage if type(obj).__module__.startswith("toolkit")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert leftovers == []

@@ -21,6 +21,7 @@ Rules it keeps (see docs/concurrency.md and hypercorn's behaviour):
 from __future__ import annotations
 
 import math
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -50,12 +51,12 @@ class RequestReceiver:
         "_buffer",
         "_buffered_bytes",
         "_news",
+        "_owner",
         "_receive",
         "body_complete",
         "body_timeout",
         "disconnected",
         "max_body_size",
-        "owner",
         "pulling",
         "received_bytes",
         "too_large",
@@ -69,7 +70,9 @@ class RequestReceiver:
         body_timeout: float | None,
     ) -> None:
         self._receive = receive
-        self.owner = owner
+        # Weakly: the owner holds this receiver, and a cycle would leave every
+        # request to the garbage collector.
+        self._owner = weakref.ref(owner)
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
         self._buffer: deque[Message] = deque()
@@ -81,6 +84,12 @@ class RequestReceiver:
         self.disconnected = False
         self.received_bytes = 0
         self.too_large = False
+
+    @property
+    def owner(self) -> RequestScope:
+        owner = self._owner()
+        assert owner is not None, "the request scope outlives its receiver's use"
+        return owner
 
     async def __call__(self) -> Message:
         """The next message for the app: a body chunk, or ``http.disconnect``."""

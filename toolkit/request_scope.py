@@ -24,6 +24,7 @@ import contextvars
 import logging
 import math
 import types
+import weakref
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -63,8 +64,10 @@ class RequestScope:
     """Owns one HTTP request's cancel scope, receiver, children, exit stack and background."""
 
     __slots__ = (
+        "__weakref__",
         "_companion",
         "_exit_stack",
+        "_headers",
         "_in_scope",
         "_send",
         "_sending",
@@ -75,10 +78,11 @@ class RequestScope:
         "cancel_scope",
         "child_error",
         "deferred",
+        "method",
+        "path",
         "receiver",
         "response_complete",
         "response_started",
-        "scope",
         "start_time",
     )
 
@@ -92,7 +96,11 @@ class RequestScope:
         max_body_size: int | None,
         body_timeout: float | None,
     ) -> None:
-        self.scope = scope
+        # Not the scope itself: the scope holds this object, and a cycle would leave
+        # every request to the garbage collector.
+        self.method: str = scope.get("method", "")
+        self.path: str = scope.get("path", "")
+        self._headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         self._send = send
         self.receiver = RequestReceiver(receive, self, max_body_size, body_timeout)
         self.cancel_scope = trio.CancelScope()
@@ -153,7 +161,7 @@ class RequestScope:
         if max_body_size is not UNSET:
             self.receiver.max_body_size = max_body_size
             if self.receiver.received_bytes == 0:
-                content_length = _header(self.scope, b"content-length")
+                content_length = _header(self._headers, b"content-length")
                 self.receiver.check_declared_length(content_length)
 
     def _started(self) -> float:
@@ -179,7 +187,7 @@ class RequestScope:
         """The receiver saw the client leave: cancel, unless the response is already complete."""
         if self.response_complete:
             return
-        method, path = self.scope.get("method"), self.scope.get("path")
+        method, path = self.method, self.path
         if self.cancel_on_disconnect:
             logger.debug("Client disconnected; cancelling %s %s", method, path)
             self.cancel("client disconnected")
@@ -240,14 +248,19 @@ class RequestScope:
             await _run_until_blocked(app_call, self._on_block)
 
     async def run_route(
-        self, options: tuple[Any, Any, Any], app: ASGIApp, receive: Receive, send: Send
+        self,
+        options: tuple[Any, Any, Any],
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         """Run a matched route that overrides the app's settings (``Route(timeout=...)``...)."""
         self.apply_route_options(*options)  # may refuse the request (413) before it starts
         if self._in_scope or not self.enters_now(defer=False):
-            await app(self.scope, receive, send)
+            await app(scope, receive, send)
         else:
-            await self.run(app(self.scope, receive, send))
+            await self.run(app(scope, receive, send))
 
     def _on_block(self) -> bool:
         """The app is about to wait: start watching for a disconnect, unless it only waits
@@ -326,8 +339,8 @@ class RequestScope:
                 await self._exit_stack.aclose()
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
         if key == name:
             return str(value.decode("latin-1"))
     return None
@@ -374,7 +387,8 @@ class _Companion:
     """
 
     def __init__(self, owner: RequestScope) -> None:
-        self.owner = owner
+        # Weakly, like the receiver: the owner holds its companion.
+        self._owner = weakref.ref(owner)
         self.cancel_scope = trio.CancelScope()
         self.nursery_facade = RequestNursery(self)
         self._nursery: trio.Nursery | None = None
@@ -386,9 +400,15 @@ class _Companion:
         self._finished = trio.Event()
         trio.lowlevel.spawn_system_task(
             self._run,
-            name=f"toolkit request companion {owner.scope.get('path')}",
+            name=f"toolkit request companion {owner.path}",
             context=contextvars.copy_context(),
         )
+
+    @property
+    def owner(self) -> RequestScope:
+        owner = self._owner()
+        assert owner is not None, "a request's companion never outlives the request"
+        return owner
 
     def watch(self) -> None:
         """Start the disconnect watcher (once, and only while the request lasts)."""

@@ -126,7 +126,7 @@ async def serve_endpoint(
         ):
             # An endpoint that cannot wait ran outside the cancel scope (Route.never_waits);
             # a streamed body or children can wait: they run inside it.
-            await request_scope.run(_send_and_join(response, request_scope, receive, send))
+            await request_scope.run(_send_and_join(response, request_scope, scope, receive, send))
         else:
             await response.send_response(scope, receive, send)
     except BaseException:
@@ -145,9 +145,9 @@ async def serve_endpoint(
 
 
 async def _send_and_join(
-    response: Response, request_scope: RequestScope, receive: Receive, send: Send
+    response: Response, request_scope: RequestScope, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    await response.send_response(request_scope.scope, receive, send)
+    await response.send_response(scope, receive, send)
     await request_scope.join_children()
 
 
@@ -292,7 +292,7 @@ async def _handle_with_options(
     if request_scope is None:
         await app(scope, receive, send)
     else:
-        await request_scope.run_route(options, app, receive, send)
+        await request_scope.run_route(options, app, scope, receive, send)
 
 
 def _endpoint_url_path(

@@ -129,6 +129,11 @@ class BaseHTTPMiddleware:
                 raise RuntimeError(
                     "dispatch() was interrupted before returning a response"
                 ) from exc
+        finally:
+            if downstream is not None:
+                # The response and its app refer to each other: part them, so the request's
+                # objects are freed at once rather than by the garbage collector.
+                downstream.response = None
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Override: answer ``request``, usually by changing what ``await call_next(request)``
