@@ -2,9 +2,10 @@
 
 ``App`` opens one ``RequestScope`` per HTTP request (see docs/concurrency.md):
 
-- a **cancel scope** around the whole middleware stack: cancelled when the
-  client disconnects before the response is complete (unless opted out) and
-  when the request's deadline passes;
+- a **cancel scope**, cancelled when the client disconnects before the
+  response is complete (unless opted out) and when the request's deadline
+  passes; entered only where something can be cancelled (``enters_now``):
+  around the middleware stack, or at the matched route, or not at all;
 - the **receiver** (``toolkit.receiver``): the only reader of the request;
 - **``request.nursery``**: child tasks joined (or cancelled) before the
   request ends; a failing child fails the request like the handler would;
