@@ -49,12 +49,15 @@ class HTTPExchange:
     """receive() and send() for one HTTP request, behaving as hypercorn's do.
 
     The first receive() returns the whole request body; a later one waits until the response is
-    complete and then returns http.disconnect, which is what hypercorn does.
+    complete and then returns http.disconnect, which is what hypercorn does. Like hypercorn's
+    HTTPStream, it holds the request's scope, so that an app which stores its server's receive or
+    send in the scope makes the same reference cycle, and pays the garbage collector, as served.
     """
 
-    __slots__ = ("chunks", "complete", "headers", "request", "response_done", "status")
+    __slots__ = ("chunks", "complete", "headers", "request", "response_done", "scope", "status")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, scope: Message, body: bytes) -> None:
+        self.scope = scope
         self.request: Message | None = {"type": "http.request", "body": body, "more_body": False}
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -139,7 +142,7 @@ def make_batch(
             scope = base.copy()
             scope["state"] = state.copy()
             scope["extensions"] = {}
-            exchange = exchange_class(body)
+            exchange = exchange_class(scope, body)
             await app(scope, exchange.receive, exchange.send)
             if exchange.status != 200 or not exchange.complete:
                 raise RuntimeError(f"{scenario.name}: status {exchange.status}")
@@ -153,7 +156,7 @@ async def check(
     """Make one request and say what is wrong with the response, or None if it is right."""
     scope = http_scope(scenario)
     scope["state"] = state.copy()
-    exchange = exchange_class(scenario.body)
+    exchange = exchange_class(scope, scenario.body)
     try:
         with trio.move_on_after(5):
             await app(scope, exchange.receive, exchange.send)
@@ -217,13 +220,29 @@ async def batch_size(batch: Batch, warmup_seconds: float, batch_seconds: float) 
     return max(50, round(batch_seconds / per_request))
 
 
+async def garbage_per_request(batch: Batch, n: int = 200) -> float:
+    """How many objects each of ``n`` requests leaves to the cyclic garbage collector.
+
+    Anything above zero is a reference cycle per request: freed only when the collector runs,
+    which costs a server far more than the same code costs here (see docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        await batch(n)
+        return gc.collect() / n
+    finally:
+        gc.enable()
+
+
 async def measure(
     apps: dict[str, Any], scenarios: list[Scenario], args: argparse.Namespace
-) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, float]], dict[str, str]]:
     """Check every app on every scenario, then time interleaved rounds.
 
-    Returns microseconds per request (one sample per round) by framework and scenario, and the
-    framework/scenario pairs that were skipped, with the reason.
+    Returns microseconds per request (one sample per round) by framework and scenario, the
+    objects per request left to the garbage collector, and the framework/scenario pairs that were
+    skipped, with the reason.
     """
     if sniffio.current_async_library() != "trio":
         raise RuntimeError("not running under trio")
@@ -267,10 +286,14 @@ async def measure(
                     samples[fw][scenario.name].append(elapsed_ns / 1000 / n)
             print(f"   round {round_index + 1}/{args.rounds} done", file=sys.stderr)
 
+        garbage: dict[str, dict[str, float]] = {fw: {} for fw in frameworks}
+        for (fw, name), (batch, _) in batches.items():
+            garbage[fw][name] = await garbage_per_request(batch)
+
         for fw in frameworks:
             await lifespans[fw].shutdown()
         nursery.cancel_scope.cancel()  # a lifespan task that never started must not hang the run
-    return samples, skipped
+    return samples, garbage, skipped
 
 
 def paired_ratio(mine: list[float], theirs: list[float]) -> float:
@@ -368,7 +391,7 @@ def main() -> int:
         print(f"-- {name}: {reason}; skipped", file=sys.stderr)
 
     environment = describe_environment()
-    samples, skipped = trio.run(measure, apps, scenarios, args)
+    samples, garbage, skipped = trio.run(measure, apps, scenarios, args)
     environment["loadavg_end"] = describe_environment()["loadavg"]
     summary = summarise(samples, scenarios)
     frameworks = [fw for fw in apps if samples[fw]]
@@ -379,6 +402,16 @@ def main() -> int:
         f"{environment['cpus']} CPUs, load {environment['loadavg']} -> {environment['loadavg_end']}"
     )
     print(render(summary, frameworks, scenarios))
+    print("\nObjects per request left to the garbage collector (reference cycles; 0 is right):")
+    print(
+        format_table(
+            ["scenario", *frameworks],
+            [
+                [s.name, *(f"{garbage[fw].get(s.name, 0):.1f}" for fw in frameworks)]
+                for s in scenarios
+            ],
+        )
+    )
     for name, reason in {**unavailable, **skipped}.items():
         print(f"skipped {name}: {reason}")
     if args.json:
@@ -389,6 +422,7 @@ def main() -> int:
                     "arguments": vars(args),
                     "scenarios": {scenario.name: scenario.doc for scenario in scenarios},
                     "samples_us": samples,
+                    "garbage_per_request": garbage,
                     "skipped": {**unavailable, **skipped},
                     **summary,
                 },
