@@ -6,8 +6,9 @@ scenario, framework after framework (the order rotating from round to round), it
 answer and runs a warm-up and a timed run of ``-d`` seconds with ``-c`` connections. The load
 generator is wrk when installed, else a trio + httpx client (which, being Python, is slower than
 the server: its figures only say whether anything is badly off). Requests/s ratios are paired
-within a round and their median across rounds is reported. Servers are killed when the run ends,
-however it ends.
+within a round and their median across rounds is reported, then the same runs as server CPU
+time per request (steadier on a shared machine). Servers are killed when the run ends, however it
+ends.
 
     python benchmarks/served.py -d 5 -r 3
     python benchmarks/served.py -f bare,starlette -s plaintext -d 2 -r 1 --json /tmp/served.json
