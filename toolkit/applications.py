@@ -176,6 +176,14 @@ class App:
         )
         scope[SCOPE_KEY] = request_scope
         try:
+            await self._run_request(stack, scope, request_scope)
+        finally:
+            # The server's stream holds the scope and the request scope holds the stream's
+            # send/receive: part them, or every request is left to the garbage collector.
+            del scope[SCOPE_KEY]
+
+    async def _run_request(self, stack: ASGIApp, scope: Scope, request_scope: RequestScope) -> None:
+        try:
             app_call = stack(scope, request_scope.receiver, request_scope.send)
             if request_scope.enters_now(defer=self._defer_request_scope):
                 await request_scope.run(app_call)
