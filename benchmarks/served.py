@@ -388,11 +388,19 @@ def summarise(
     return {"medians": medians, "rps_ratios": ratios, "cpu_capacity_ratios": capacity}
 
 
-def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scenario]) -> str:
-    """The results as a Markdown table: req/s and p99 per framework, then req/s ratios."""
-    medians, ratios = summary["medians"], summary["rps_ratios"]
-    header = ["scenario", *(f"{fw} req/s (p99 ms)" for fw in frameworks)]
-    header += [f"{pair} req/s" for pair in ratios]
+def _render(
+    summary: dict[str, Any],
+    frameworks: list[str],
+    scenarios: list[Scenario],
+    ratio_key: str,
+    column: str,
+    ratio_label: str,
+    cell_text: Any,
+) -> str:
+    """One results table: a cell per framework, then the paired ratios and the verdict."""
+    medians, ratios = summary["medians"], summary[ratio_key]
+    header = ["scenario", *(f"{fw} {column}" for fw in frameworks)]
+    header += [f"{pair} {ratio_label}" for pair in ratios]
     if "toolkit/starlette" in ratios:
         header.append("target (toolkit/starlette req/s)")
     rows = []
@@ -400,7 +408,7 @@ def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scena
         row = [scenario.name]
         for fw in frameworks:
             cell = medians[fw].get(scenario.name)
-            row.append("-" if cell is None else f"{cell['rps']:,.0f} ({cell['p99_ms']:.1f})")
+            row.append("-" if cell is None else cell_text(cell))
         row += [
             "-" if scenario.name not in ratio else f"{ratio[scenario.name]:.2f}"
             for ratio in ratios.values()
@@ -409,29 +417,32 @@ def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scena
             row.append(_verdict(ratios["toolkit/starlette"].get(scenario.name), scenario))
         rows.append(row)
     return format_table(header, rows)
+
+
+def render(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scenario]) -> str:
+    """The results as a Markdown table: req/s and p99 per framework, then req/s ratios."""
+    return _render(
+        summary,
+        frameworks,
+        scenarios,
+        "rps_ratios",
+        "req/s (p99 ms)",
+        "req/s",
+        lambda cell: f"{cell['rps']:,.0f} ({cell['p99_ms']:.1f})",
+    )
 
 
 def render_cpu(summary: dict[str, Any], frameworks: list[str], scenarios: list[Scenario]) -> str:
     """Server CPU µs per request per framework, and the requests per CPU-second ratios."""
-    medians, ratios = summary["medians"], summary["cpu_capacity_ratios"]
-    header = ["scenario", *(f"{fw} CPU µs/request" for fw in frameworks)]
-    header += [f"{pair} requests per CPU second" for pair in ratios]
-    if "toolkit/starlette" in ratios:
-        header.append("target (toolkit/starlette req/s)")
-    rows = []
-    for scenario in scenarios:
-        row = [scenario.name]
-        for fw in frameworks:
-            cell = medians[fw].get(scenario.name)
-            row.append("-" if cell is None else f"{cell['cpu_us']:,.0f}")
-        row += [
-            "-" if scenario.name not in ratio else f"{ratio[scenario.name]:.2f}"
-            for ratio in ratios.values()
-        ]
-        if "toolkit/starlette" in ratios:
-            row.append(_verdict(ratios["toolkit/starlette"].get(scenario.name), scenario))
-        rows.append(row)
-    return format_table(header, rows)
+    return _render(
+        summary,
+        frameworks,
+        scenarios,
+        "cpu_capacity_ratios",
+        "CPU µs/request",
+        "requests per CPU second",
+        lambda cell: f"{cell['cpu_us']:,.0f}",
+    )
 
 
 def _verdict(ratio: float | None, scenario: Scenario) -> str:
