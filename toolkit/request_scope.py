@@ -25,13 +25,13 @@ import contextvars
 import logging
 import math
 import types
-import weakref
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from toolkit.companion import Companion, TaskNursery
 from toolkit.receiver import BODY_TIMEOUT_REASON, RequestReceiver
 from toolkit.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,8 +43,6 @@ logger = logging.getLogger("toolkit")
 T = TypeVar("T")
 
 SCOPE_KEY = "toolkit.request_scope"
-
-AsyncFn = Callable[..., Awaitable[object]]
 
 _EMPTY_CONTEXT = contextvars.Context()
 
@@ -72,6 +70,7 @@ class RequestScope:
         "_in_scope",
         "_send",
         "_sending",
+        "_watching",
         "background",
         "background_context",
         "cancel_on_disconnect",
@@ -118,7 +117,8 @@ class RequestScope:
         self._sending = False
         self.background: list[BackgroundTask] | None = None
         self.background_context = _EMPTY_CONTEXT
-        self._companion: _Companion | None = None
+        self._companion: Companion | None = None
+        self._watching = False
         self._exit_stack: AsyncExitStack | None = None
         self._in_scope = False
         # The app left entering the cancel scope to the router (see run()).
@@ -157,7 +157,7 @@ class RequestScope:
         if cancel_on_disconnect is not UNSET:
             if cancel_on_disconnect and not self.cancel_on_disconnect and self._in_scope:
                 # The app runs without watching, maybe past its first wait; this route watches.
-                self.companion().watch()
+                self.watch()
             self.cancel_on_disconnect = cancel_on_disconnect
         if max_body_size is not UNSET:
             self.receiver.max_body_size = max_body_size
@@ -201,7 +201,7 @@ class RequestScope:
             self.cancel_reason = reason
         self.cancel_scope.cancel()
         if self._companion is not None:
-            self._companion.cancel_scope.cancel()
+            self._companion.cancel()
 
     @property
     def in_cancel_scope(self) -> bool:
@@ -272,24 +272,45 @@ class RequestScope:
         if self._sending or self.receiver.pulling:
             return self.response_complete
         if self.cancel_on_disconnect and not self.receiver.disconnected:
-            self.companion().watch()
+            self.watch()
         return True
 
-    def companion(self) -> _Companion:
+    def companion(self) -> Companion:
+        """The task hosting ``request.nursery`` and the watcher, started on first need."""
         if self._companion is None:
-            self._companion = _Companion(self)
+            self._companion = Companion(self, f"toolkit request companion {self.path}")
             self._companion.cancel_scope.deadline = self.cancel_scope.deadline
             if self.cancel_scope.cancel_called:
-                self._companion.cancel_scope.cancel()
+                self._companion.cancel()
         return self._companion
+
+    def watch(self) -> None:
+        """Start the disconnect watcher (once, and only while the request lasts)."""
+        if not self._watching:
+            self._watching = True
+            self.companion().start_service(self._watch)
+
+    async def _watch(self) -> None:
+        try:
+            await self.receiver.watch()
+        except Exception:
+            # The server's receive broke: nothing more can be learnt from it.
+            logger.debug("Disconnect watcher stopped", exc_info=True)
+
+    def child_failed(self, error: BaseException) -> None:
+        """A ``request.nursery`` child failed: as a nursery does, cancel the rest (the handler
+        too); the app answers the error once the request scope has closed."""
+        if self.child_error is None:
+            self.child_error = error
+        self.cancel("a request.nursery child failed")
 
     async def wait_disconnected(self) -> None:
         """Return once the client has gone away."""
         await self.receiver.watch()
 
     @property
-    def nursery(self) -> RequestNursery:
-        return self.companion().nursery_facade
+    def nursery(self) -> TaskNursery:
+        return self.companion().nursery
 
     @property
     def exit_stack(self) -> AsyncExitStack:
@@ -314,7 +335,7 @@ class RequestScope:
     def cancel_children(self) -> None:
         """Cancel ``request.nursery``'s children: the endpoint failed."""
         if self._companion is not None:
-            self._companion.cancel_scope.cancel()
+            self._companion.cancel()
 
     @property
     def has_children(self) -> bool:
@@ -345,146 +366,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-class RequestNursery:
-    """``request.nursery``: start child tasks that cannot outlive the request.
-
-    It has the parts of ``trio.Nursery`` a handler uses (``start_soon``,
-    ``start``, ``cancel_scope``); the nursery behind it lives in the request's
-    companion task, opened on first use.
-    """
-
-    __slots__ = ("_companion",)
-
-    def __init__(self, companion: _Companion) -> None:
-        self._companion = companion
-
-    def start_soon(
-        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
-    ) -> None:
-        """Run ``async_fn(*args)`` as a child of the request."""
-        self._companion.start_soon(async_fn, args, name)
-
-    async def start(
-        self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
-    ) -> Any:
-        """Like ``trio.Nursery.start``: return once the child calls ``task_status.started()``."""
-        nursery = await self._companion.ready()
-        return await nursery.start(async_fn, *args, name=name)
-
-    @property
-    def cancel_scope(self) -> trio.CancelScope:
-        """Cancelling it cancels the children (not the handler)."""
-        return self._companion.cancel_scope
-
-
-class _Companion:
-    """The helper task of one request: hosts ``request.nursery`` and the disconnect watcher.
-
-    It is a trio system task, started on first need, so that requests which
-    never need it pay nothing. Its lifetime is the request's: ``join()`` waits
-    for it (and cancels it if the request is being cancelled).
-    """
-
-    def __init__(self, owner: RequestScope) -> None:
-        # Weakly, like the receiver: the owner holds its companion.
-        self._owner = weakref.ref(owner)
-        self.cancel_scope = trio.CancelScope()
-        self.nursery_facade = RequestNursery(self)
-        self._nursery: trio.Nursery | None = None
-        self._pending: list[tuple[AsyncFn, tuple[object, ...], object, contextvars.Context]] = []
-        self._watching = False
-        self._watch_scope = trio.CancelScope()
-        self._ready = trio.Event()
-        self._finish = trio.Event()
-        self._finished = trio.Event()
-        trio.lowlevel.spawn_system_task(
-            self._run,
-            name=f"toolkit request companion {owner.path}",
-            context=contextvars.copy_context(),
-        )
-
-    @property
-    def owner(self) -> RequestScope:
-        owner = self._owner()
-        assert owner is not None, "a request's companion never outlives the request"
-        return owner
-
-    def watch(self) -> None:
-        """Start the disconnect watcher (once, and only while the request lasts)."""
-        if not self._watching and not self._finish.is_set():
-            self._watching = True
-            if self._nursery is not None:
-                self._nursery.start_soon(self._watch)
-
-    def start_soon(
-        self, async_fn: Callable[..., Awaitable[object]], args: tuple[object, ...], name: object
-    ) -> None:
-        if self._nursery is not None:
-            # While children run (the request is joining them), they may start siblings,
-            # as in any trio nursery; once it has closed, trio raises RuntimeError.
-            self._nursery.start_soon(async_fn, *args, name=name)
-        else:
-            # Started later from the companion: keep the starter's context variables.
-            self._pending.append((async_fn, args, name, contextvars.copy_context()))
-
-    async def ready(self) -> trio.Nursery:
-        await self._ready.wait()
-        assert self._nursery is not None
-        return self._nursery
-
-    async def _run(self) -> None:
-        try:
-            with self.cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    if self._watching:
-                        nursery.start_soon(self._watch)
-                    for async_fn, args, name, context in self._pending:
-                        context.run(nursery.start_soon, async_fn, *args, name=name)
-                    self._pending.clear()
-                    self._ready.set()
-                    await self._finish.wait()
-                    # The request is over: stop watching; the nursery joins the children.
-                    self._watch_scope.cancel()
-        except trio.Cancelled:
-            raise
-        except BaseException as exc:  # a system task must not raise: hand it to the request
-            # As a nursery does: cancel the rest (the handler too); the app answers the
-            # error once the request scope has closed, where a response can still be sent.
-            if self.owner.child_error is None:
-                self.owner.child_error = _sole(exc)
-            self.owner.cancel("a request.nursery child failed")
-        finally:
-            self._ready.set()
-            self._finished.set()
-
-    async def _watch(self) -> None:
-        with self._watch_scope:
-            try:
-                await self.owner.receiver.watch()
-            except Exception:
-                # The server's receive broke: nothing more can be learnt from it.
-                logger.debug("Disconnect watcher stopped", exc_info=True)
-
-    async def join(self) -> None:
-        """Wait for the children; cancel them if this wait itself is cancelled."""
-        self._finish.set()
-        try:
-            await self._finished.wait()
-        except trio.Cancelled:
-            self.cancel_scope.cancel()
-            with trio.CancelScope(shield=True):
-                await self._finished.wait()
-            raise
-
-
-def _sole(error: BaseException) -> BaseException:
-    """The one exception inside (nested) single-exception groups, else the group itself."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
 
 
 # ----------------------------------------------------------------------------- the first block

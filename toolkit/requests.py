@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
+from toolkit.companion import TaskNursery
 from toolkit.datastructures import URL, Address, Headers, QueryParams, State
 from toolkit.exceptions import HTTPException
-from toolkit.request_scope import SCOPE_KEY, RequestNursery, RequestScope
+from toolkit.request_scope import SCOPE_KEY, RequestScope
 from toolkit.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -298,7 +299,7 @@ class Request(HTTPConnection):
         return request_scope
 
     @property
-    def nursery(self) -> RequestNursery:
+    def nursery(self) -> TaskNursery:
         """Start child tasks here: they are joined (or cancelled) before the request ends."""
         return self._request_scope.nursery
 
@@ -320,7 +321,7 @@ class Request(HTTPConnection):
             return False
         if not request_scope.receiver.disconnected:
             # Make sure someone is watching, then let it look.
-            request_scope.companion().watch()
+            request_scope.watch()
             await trio.lowlevel.checkpoint()
         return request_scope.receiver.disconnected
 

@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from toolkit.companion import Companion, TaskNursery
 from toolkit.exceptions import WebSocketException
 from toolkit.requests import HTTPConnection
 from toolkit.status import (
@@ -146,14 +148,14 @@ class WebSocket(HTTPConnection):
         self._session: _Session | None = None  # while run_session runs
 
     @property
-    def nursery(self) -> trio.Nursery:
+    def nursery(self) -> TaskNursery:
         """The session's nursery: tasks started here are cancelled when the session ends."""
         if self._session is None:
             raise RuntimeError(
                 "websocket.nursery exists only while a session runs "
                 "(a WebSocketRoute, websocket_session or WebSocketEndpoint)"
             )
-        return self._session.nursery
+        return self._session.start_companion().nursery
 
     @property
     def close_code(self) -> int | None:
@@ -347,56 +349,66 @@ class WebSocket(HTTPConnection):
 async def run_session(
     websocket: WebSocket, handler: Callable[[WebSocket], Awaitable[None]]
 ) -> None:
-    """Run ``handler(websocket)`` as a session: with its nursery, receive pump and clean end.
+    """Run ``handler(websocket)`` as a session: cancellable, with its children, and a clean end.
 
     See the module docstring for what a disconnect, a return and an error do.
     """
     if websocket._session is not None:
         raise RuntimeError("This WebSocket already runs a session")
     websocket.scope[SESSION_KEY] = websocket
-    error: BaseException | None = None
+    session = websocket._session = _Session(websocket)
+    watchdog = _watchdog()
+    watchdog.add(session)
+    handler_error: BaseException | None = None
     try:
-        async with trio.open_nursery() as nursery:
-            session = websocket._session = _Session(websocket, nursery)
-            watchdog = _watchdog()
-            watchdog.add(session)
-            try:
-                with session.handler_scope:
-                    await handler(websocket)
-            finally:
-                watchdog.sessions.discard(session)  # before the nursery closes
-            if nursery.child_tasks:
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        error = _session_error(group)
+        with session.handler_scope:
+            await handler(websocket)
+    except WebSocketDisconnect:
+        pass  # the peer left: not an error
+    except BaseException as exc:
+        handler_error = exc
+    finally:
+        watchdog.sessions.discard(session)
+    try:
+        if session.companion is not None:
+            # The handler is done: its children and the pump go.
+            session.companion.cancel()
+            await session.companion.join()
     finally:
         websocket._session = None
+    error = _session_error(handler_error, session.child_error)
     if error is not None:
         raise error
     await websocket.close()
 
 
 class _Session:
-    """A running session's receive side: who reads from the server, and what a disconnect stops.
+    """A running session: who reads from the server, what a disconnect stops, its children.
 
     One task at a time calls the server's ``receive``. The handler reads directly when nothing
     else is reading, so a session costs no extra task while its handler keeps coming back to
-    ``receive``. The pump, a child task started only when needed, reads in its stead: when the
+    ``receive``. The pump, a helper started only when needed, reads in its stead: when the
     handler has been away from ``receive`` for a whole watchdog tick (busy elsewhere: only a
     reader notices the peer leaving), or when another task waits for a message. What the pump
     reads goes through ``inbox``; it stops once it has handed a message to the handler waiting
     for it. Every message is screened once, by whoever read it: the size limit, the disconnect.
+
+    The children and the pump run in the session's companion task (``toolkit.companion``),
+    started on first need; the handler runs in ``handler_scope`` in the session's own task.
     """
 
     __slots__ = (
+        "__weakref__",
+        "child_error",
+        "companion",
         "direct_reading",
+        "gone_at",
         "handler_receiving",
         "handler_scope",
         "handler_task",
         "inbox",
         "inbox_send",
         "limit",
-        "nursery",
         "other_receivers",
         "pending",
         "pump_reading",
@@ -406,13 +418,11 @@ class _Session:
         "websocket",
     )
 
-    def __init__(self, websocket: WebSocket, nursery: trio.Nursery) -> None:
+    def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self.nursery = nursery
-        app = websocket.scope.get("app")
-        self.limit: int | None = getattr(
-            app, "websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE
-        )
+        self.companion: Companion | None = None
+        self.child_error: BaseException | None = None
+        self.limit: int | None = _setting(websocket, "websocket_max_message_size")
         # Made when the pump first starts or a second receiver waits.
         self.inbox: trio.MemoryReceiveChannel[Message] | None = None
         self.inbox_send: trio.MemorySendChannel[Message] | None = None
@@ -424,8 +434,22 @@ class _Session:
         self.seen_reads = 0  # ... as the watchdog saw them at its last tick
         self.other_receivers = 0  # tasks other than the handler waiting for a message
         self.pending = 0  # messages the pump has handed to the inbox, not yet taken
-        self.pump_running = False  # the pump task is started (it reads, or hands over)
+        self.pump_running = False  # the pump is started (it reads, or hands over)
         self.pump_reading = False  # the pump is inside the server's receive (or screening)
+        self.gone_at = math.inf  # when the peer left a handler that was receiving
+
+    def start_companion(self) -> Companion:
+        """The task hosting ``websocket.nursery`` and the pump, started on first need."""
+        if self.companion is None:
+            path = self.websocket.scope.get("path", "")
+            self.companion = Companion(self, f"toolkit WebSocket companion {path}")
+        return self.companion
+
+    def child_failed(self, error: BaseException) -> None:
+        """A child (or the pump) failed: the session ends with that error."""
+        if self.child_error is None:
+            self.child_error = error
+        self.handler_scope.cancel()
 
     async def next_message(self) -> Message:
         """The next message for whoever calls ``websocket.receive()`` in this session."""
@@ -478,9 +502,14 @@ class _Session:
             if self.other_receivers and not self.pump_running:
                 self._start_pump()
 
-    def tick(self) -> None:
-        """The watchdog's look: a handler neither reading nor done reading since the last
-        tick is busy elsewhere, so the pump reads (and watches for a disconnect) for it."""
+    def tick(self, now: float, grace: float | None) -> None:
+        """The watchdog's look. A handler told of the disconnect more than ``grace`` seconds
+        ago is cancelled. A handler neither reading nor done reading since the last tick is
+        busy elsewhere, so the pump reads (and watches for a disconnect) for it."""
+        if self.websocket._disconnect is not None:
+            if grace is not None and now >= self.gone_at + grace:
+                self.handler_scope.cancel()
+            return
         reads = self.reads
         if reads == self.seen_reads and not self.direct_reading and not self.pump_running:
             self._start_pump()
@@ -494,7 +523,7 @@ class _Session:
     def _start_pump(self) -> None:
         self._open_inbox()
         self.pump_running = True
-        self.nursery.start_soon(self._pump)
+        self.start_companion().start_service(self._pump)
 
     async def _pump(self) -> None:
         receive = self.websocket._receive
@@ -546,16 +575,13 @@ class _Session:
             self.inbox_send.close()  # receivers drain what is buffered, then the disconnect
         if not cancel:
             return
+        if self.companion is not None:
+            self.companion.cancel()
         if self.handler_receiving:
-            # The handler is waiting for this news: let it clean up, for a while.
-            app = self.websocket.scope.get("app")
-            grace = getattr(app, "websocket_disconnect_grace", DEFAULT_DISCONNECT_GRACE)
-            self.handler_scope.shield = True
-            if grace is not None:
-                self.handler_scope.deadline = trio.current_time() + grace
-            if not self.nursery.child_tasks:
-                return  # nothing else to cancel (children started later are, at the end)
-        self.nursery.cancel_scope.cancel()
+            # The handler is waiting for this news: it may clean up, for a while (``tick``).
+            self.gone_at = trio.current_time()
+        else:
+            self.handler_scope.cancel()
 
 
 class _Watchdog:
@@ -581,8 +607,10 @@ class _Watchdog:
                 await trio.sleep(WATCH_DELAY)
                 if not self.sessions:
                     return  # lingering a tick spares short sessions a spawn each
+                now = trio.current_time()
                 for session in list(self.sessions):
-                    session.tick()
+                    grace = _setting(session.websocket, "websocket_disconnect_grace")
+                    session.tick(now, grace)
         finally:
             self.running = False
 
@@ -600,12 +628,24 @@ def _watchdog() -> _Watchdog:
         return watchdog
 
 
-def _session_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """What a session's nursery raised, less the peer leaving; a lone error comes unwrapped."""
-    rest: BaseException | None = group.split(WebSocketDisconnect)[1]
-    while isinstance(rest, BaseExceptionGroup) and len(rest.exceptions) == 1:
-        rest = rest.exceptions[0]
-    return rest
+def _session_error(
+    handler_error: BaseException | None, child_error: BaseException | None
+) -> BaseException | None:
+    """What the session raises: the handler's error, a child's, or both in a group."""
+    if handler_error is None or child_error is None:
+        return handler_error or child_error
+    return BaseExceptionGroup("WebSocket session failed", [handler_error, child_error])
+
+
+_DEFAULTS: dict[str, Any] = {
+    "websocket_max_message_size": DEFAULT_MAX_MESSAGE_SIZE,
+    "websocket_disconnect_grace": DEFAULT_DISCONNECT_GRACE,
+}
+
+
+def _setting(websocket: WebSocket, name: str) -> Any:
+    """The app's setting ``name`` (its default for an app that is not a toolkit ``App``)."""
+    return getattr(websocket.scope.get("app"), name, _DEFAULTS[name])
 
 
 def _too_big(message: Message, limit: int) -> bool:
