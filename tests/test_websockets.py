@@ -734,6 +734,66 @@ async def test_a_failing_child_cancels_the_handler_and_closes_with_1011(connect:
     assert closed.value.code == 1011
 
 
+class SpawnCounter(trio.abc.Instrument):
+    """Counts the tasks spawned whose name starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.spawned = 0
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.spawned += task.name.startswith(self.prefix)
+
+
+async def companions_spawned(app: App) -> int:
+    """How many WebSocket companion tasks one echoed session of ``app`` spawns."""
+    counter = SpawnCounter("toolkit WebSocket companion")
+    trio.lowlevel.add_instrument(counter)
+    try:
+        async with AsyncTestClient(app) as client, client.websocket_connect("/ws") as ws:
+            await ws.send_text("a")
+            await ws.receive_text()
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    return counter.spawned
+
+
+async def test_a_session_needs_a_companion_task_only_for_children() -> None:
+    async def with_children(websocket: WebSocket) -> None:
+        await websocket.accept()
+        websocket.nursery.start_soon(trio.sleep, 0)
+        websocket.nursery.start_soon(trio.sleep, 0)
+        await websocket.send_text(await websocket.receive_text())
+
+    assert await companions_spawned(ws_app(echo)) == 0  # no child, no pump: no extra task
+    assert await companions_spawned(ws_app(with_children)) == 1  # started once, on first need
+
+
+async def test_a_handler_and_a_child_failing_together_are_both_reported() -> None:
+    child_failed = trio.Event()
+
+    async def child() -> None:
+        try:
+            raise KeyError("child failed")
+        finally:
+            child_failed.set()
+
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept()
+        websocket.nursery.start_soon(child)
+        with trio.CancelScope(shield=True):  # the handler does not see the cancellation
+            await child_failed.wait()
+            await trio.testing.wait_all_tasks_blocked()
+        raise ValueError("handler failed")
+
+    async with AsyncTestClient(ws_app(app)) as client:
+        with pytest.raises(BaseExceptionGroup) as raised:
+            async with client.websocket_connect("/ws") as ws:
+                await ws.receive_text()
+    errors = raised.value.exceptions
+    assert sorted(type(error).__name__ for error in errors) == ["KeyError", "ValueError"]
+
+
 async def test_a_websocket_exception_in_a_child_closes_with_its_code(connect: Connect) -> None:
     async def child() -> None:
         raise WebSocketException(4008, "from a child")

@@ -142,7 +142,7 @@ class WebSocket(HTTPConnection):
         self.client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
         self._sending = False
-        self._send_queue = trio.lowlevel.ParkingLot()
+        self._send_queue: trio.lowlevel.ParkingLot | None = None  # made on the first contention
         # The peer's disconnect message, once the app or the session has seen it.
         self._disconnect: Message | None = None
         self._session: _Session | None = None  # while run_session runs
@@ -248,6 +248,8 @@ class WebSocket(HTTPConnection):
         on this hot path), so concurrent sends never interleave or race the state.
         """
         if self._sending:
+            if self._send_queue is None:
+                self._send_queue = trio.lowlevel.ParkingLot()
             await self._send_queue.park()  # woken holding the turn
         else:
             self._sending = True
@@ -415,6 +417,7 @@ class _Session:
         "pump_running",
         "reads",
         "seen_reads",
+        "told_of_disconnect",
         "websocket",
     )
 
@@ -436,7 +439,8 @@ class _Session:
         self.pending = 0  # messages the pump has handed to the inbox, not yet taken
         self.pump_running = False  # the pump is started (it reads, or hands over)
         self.pump_reading = False  # the pump is inside the server's receive (or screening)
-        self.gone_at = math.inf  # when the peer left a handler that was receiving
+        self.told_of_disconnect = False  # the peer left while the handler was receiving
+        self.gone_at = math.inf  # ... as first seen by the watchdog
 
     def start_companion(self) -> Companion:
         """The task hosting ``websocket.nursery`` and the pump, started on first need."""
@@ -457,7 +461,18 @@ class _Session:
             if self.websocket._disconnect is not None:  # the peer is gone, all read
                 return self.websocket._disconnect
             if not self.pump_running and trio.lowlevel.current_task() is self.handler_task:
-                return await self._read_directly()
+                # The handler reads for itself (see the class docstring).
+                self.direct_reading = self.handler_receiving = True
+                try:
+                    message = await self.websocket._receive()
+                    if not self._passes(message):
+                        message = await self._stop(message)
+                    return message
+                finally:
+                    self.direct_reading = self.handler_receiving = False
+                    self.reads += 1
+                    if self.other_receivers and not self.pump_running:
+                        self._start_pump()
         else:
             assert self.inbox is not None
             try:
@@ -489,25 +504,14 @@ class _Session:
         self.pending -= 1
         return message
 
-    async def _read_directly(self) -> Message:
-        self.direct_reading = self.handler_receiving = True
-        try:
-            message = await self.websocket._receive()
-            if not self._passes(message):
-                message = await self._stop(message)
-            return message
-        finally:
-            self.direct_reading = self.handler_receiving = False
-            self.reads += 1
-            if self.other_receivers and not self.pump_running:
-                self._start_pump()
-
     def tick(self, now: float, grace: float | None) -> None:
         """The watchdog's look. A handler told of the disconnect more than ``grace`` seconds
         ago is cancelled. A handler neither reading nor done reading since the last tick is
         busy elsewhere, so the pump reads (and watches for a disconnect) for it."""
-        if self.websocket._disconnect is not None:
-            if grace is not None and now >= self.gone_at + grace:
+        if self.told_of_disconnect:
+            if self.gone_at == math.inf:
+                self.gone_at = now  # the first tick since: a grace of about ``grace``
+            elif grace is not None and now >= self.gone_at + grace:
                 self.handler_scope.cancel()
             return
         reads = self.reads
@@ -579,7 +583,7 @@ class _Session:
             self.companion.cancel()
         if self.handler_receiving:
             # The handler is waiting for this news: it may clean up, for a while (``tick``).
-            self.gone_at = trio.current_time()
+            self.told_of_disconnect = True
         else:
             self.handler_scope.cancel()
 

@@ -62,25 +62,27 @@ class ExceptionMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        scope_type = scope["type"]
+        tracker: RequestScope | ResponseTracker | None = None
+        if scope_type == "http":
+            tracker = scope.get(SCOPE_KEY)
+            if tracker is None:  # used outside an App: watch the response go by
+                tracker = ResponseTracker(send)
+                send = tracker.send
+        elif scope_type != "websocket":
             await self.app(scope, receive, send)
             return
-
-        tracker: RequestScope | ResponseTracker | None = scope.get(SCOPE_KEY)
-        if tracker is None:  # used outside an App: watch the response go by
-            tracker = ResponseTracker(send)
-            send = tracker.send
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
             handler = self.lookup_handler(exc)
             if handler is None:
                 raise
-            if tracker.response_started:
-                raise RuntimeError(
-                    "Caught handled exception, but response already started."
-                ) from exc
-            if scope["type"] == "http":
+            if tracker is not None:
+                if tracker.response_started:
+                    raise RuntimeError(
+                        "Caught handled exception, but response already started."
+                    ) from exc
                 await self._respond(handler, exc, scope, receive, send)
             else:
                 from toolkit.websockets import SESSION_KEY, WebSocket
