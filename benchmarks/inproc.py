@@ -34,14 +34,15 @@ from benchmarks.scenarios import SCENARIOS_BY_NAME, Scenario
 Message = dict[str, Any]
 Batch = Callable[[int], Awaitable[None]]
 
-# (numerator, denominator) pairs reported when both frameworks ran; the last two show what
-# cancel-on-disconnect costs.
+# (numerator, denominator) pairs reported when both frameworks ran; the last three show what
+# cancel-on-disconnect and the body timer cost.
 RATIOS = [
     ("toolkit", "starlette"),
     ("toolkit", "bare"),
     ("starlette", "bare"),
     ("toolkit_nocancel", "starlette"),
     ("toolkit", "toolkit_nocancel"),
+    ("toolkit_unwatched", "starlette"),
 ]
 
 

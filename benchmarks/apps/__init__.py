@@ -1,7 +1,8 @@
 """The benchmark app written once per framework, each module exposing an ASGI callable ``app``.
 
 The harnesses name the frameworks by the short keys of ``FRAMEWORKS``. ``toolkit_nocancel`` is
-toolkit's app with cancel-on-disconnect turned off, a variant rather than a framework.
+toolkit's app with cancel-on-disconnect turned off, ``toolkit_unwatched`` with the body timer off
+too: variants rather than frameworks.
 """
 
 import importlib
@@ -12,6 +13,7 @@ FRAMEWORKS = {
     "starlette": "benchmarks.apps.starlette_app",
     "toolkit": "benchmarks.apps.toolkit_app",
     "toolkit_nocancel": "benchmarks.apps.toolkit_nocancel_app",
+    "toolkit_unwatched": "benchmarks.apps.toolkit_unwatched_app",
 }
 
 
