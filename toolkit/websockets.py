@@ -5,10 +5,11 @@ A routed session (``WebSocketRoute``, ``websocket_session``, ``WebSocketEndpoint
 
     server task for the connection
     └─ run_session
-       └─ session nursery ............ websocket.nursery
-          ├─ handler(websocket) ...... the nursery's body, in its own cancel scope
-          ├─ children ................ started with websocket.nursery.start_soon(...)
-          └─ receive pump ............ only while needed (see _Session)
+       └─ handler(websocket) ......... in the session's cancel scope
+    trio system task: companion ...... started on first need (toolkit.companion)
+    └─ nursery
+       ├─ children ................... started with websocket.nursery.start_soon(...)
+       └─ receive pump ............... only while needed (see _Session)
     trio system task: watchdog ....... one per run, ticks while sessions run
 
 - One task at a time reads from the server: the handler itself whenever it
@@ -20,8 +21,9 @@ A routed session (``WebSocketRoute``, ``websocket_session``, ``WebSocketEndpoint
   the session closes with 1009.
 - When the peer disconnects, the children are cancelled at once. The handler
   is cancelled too, unless it is waiting for a message: then it gets the
-  disconnect (``WebSocketDisconnect``, as in Starlette) and has
-  ``websocket_disconnect_grace`` seconds to clean up before it is cancelled.
+  disconnect (``WebSocketDisconnect``, as in Starlette) and has about
+  ``websocket_disconnect_grace`` seconds (timed by the watchdog) to clean up before it is
+  cancelled.
   (The peer's answer to the app's own close cancels nothing.)
 - When the handler returns, the children are cancelled and the socket is closed.
 - An exception in the handler or a child cancels the rest and propagates
