@@ -1062,3 +1062,47 @@ async def test_a_handler_back_from_being_busy_gets_every_message_in_order(
         for text in sent:
             await ws.send_text(text)
         assert [await ws.receive_text() for _ in sent] == sent
+
+
+async def test_a_session_leaves_no_reference_cycles_behind() -> None:
+    """Cycles would leave every session's objects to the garbage collector (slow, served).
+
+    The server holds the scope for the connection's life, as hypercorn's stream does.
+    """
+    import gc
+
+    app = ws_app(echo)
+
+    async def one_session() -> None:
+        incoming: list[Message] = [
+            {"type": "websocket.connect"},
+            {"type": "websocket.receive", "text": "hi"},
+            {"type": "websocket.disconnect", "code": 1000},
+        ]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return incoming.pop(0)
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/ws", "root_path": "", "headers": []}
+        scope["server_stream"] = (scope, receive, send)  # what the server keeps
+        await app(scope, receive, send)
+        assert [message["type"] for message in sent] == ["websocket.accept", "websocket.send"]
+
+    await one_session()  # builds the middleware stack once
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(10):
+            await one_session()
+        gc.collect()
+        leftovers = [obj for obj in gc.garbage if type(obj).__module__.startswith("toolkit")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert leftovers == []

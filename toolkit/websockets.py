@@ -382,7 +382,10 @@ async def run_session(
         websocket._session = None
     error = _session_error(handler_error, session.child_error)
     if error is not None:
-        raise error
+        raise error  # the exceptions layer finds the WebSocket in the scope, and parts them
+    # The scope holds the WebSocket, which holds the scope: part them, or every session is
+    # left to the garbage collector.
+    del websocket.scope[SESSION_KEY]
     await websocket.close()
 
 

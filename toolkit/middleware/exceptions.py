@@ -88,7 +88,7 @@ class ExceptionMiddleware:
                 from toolkit.websockets import SESSION_KEY, WebSocket
 
                 # The session's own WebSocket knows whether it was accepted or closed.
-                websocket = scope.get(SESSION_KEY) or WebSocket(scope, receive=receive, send=send)
+                websocket = scope.pop(SESSION_KEY, None) or WebSocket(scope, receive, send)
                 websocket_handler: Any = handler
                 response = await websocket_handler(websocket, exc)
                 if response is not None:  # an HTTPException before accept: deny the handshake
