@@ -23,6 +23,7 @@ import trio
 import trio.testing
 
 from tests.apps import RecordResponseEnd
+from tests.garbage import toolkit_garbage
 from toolkit.applications import App
 from toolkit.background import BackgroundTask, BackgroundTasks
 from toolkit.exceptions import HTTPException
@@ -1114,7 +1115,6 @@ async def test_a_request_leaves_no_reference_cycles_behind() -> None:
 
     (A request whose companion task started also leaves trio's own task objects to it.)
     """
-    import gc
 
     async def endpoint(request: Request) -> Response:
         # Waits (reading the body), inside the cancel scope, without needing the watcher.
@@ -1143,16 +1143,4 @@ async def test_a_request_leaves_no_reference_cycles_behind() -> None:
         assert sent[-1]["body"] == b"3"
 
     await one_request()  # builds the middleware stack once
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        for _ in range(10):
-            await one_request()
-        gc.collect()
-        leftovers = [obj for obj in gc.garbage if type(obj).__module__.startswith("toolkit")]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert leftovers == []
+    assert await toolkit_garbage(one_request) == []

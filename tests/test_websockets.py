@@ -11,6 +11,7 @@ import trio
 import toolkit.websockets
 from tests.apps import echo
 from tests.clients import Connect
+from tests.garbage import toolkit_garbage
 from toolkit.applications import App
 from toolkit.exceptions import HTTPException, WebSocketException
 from toolkit.responses import PlainTextResponse
@@ -1069,8 +1070,6 @@ async def test_a_session_leaves_no_reference_cycles_behind() -> None:
 
     The server holds the scope for the connection's life, as hypercorn's stream does.
     """
-    import gc
-
     app = ws_app(echo)
 
     async def one_session() -> None:
@@ -1093,16 +1092,4 @@ async def test_a_session_leaves_no_reference_cycles_behind() -> None:
         assert [message["type"] for message in sent] == ["websocket.accept", "websocket.send"]
 
     await one_session()  # builds the middleware stack once
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        for _ in range(10):
-            await one_session()
-        gc.collect()
-        leftovers = [obj for obj in gc.garbage if type(obj).__module__.startswith("toolkit")]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert leftovers == []
+    assert await toolkit_garbage(one_session) == []
