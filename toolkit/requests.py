@@ -223,27 +223,43 @@ class Request(HTTPConnection):
             yield self._body
             yield b""
             return
-        if self._stream_consumed:
-            raise RuntimeError("Stream consumed")
-        self._stream_consumed = True
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.request":
-                body = message.get("body", b"")
-                if body:
-                    yield body
-                if not message.get("more_body", False):
-                    break
-            elif message["type"] == "http.disconnect":
-                raise ClientDisconnect()
+        self._start_reading()
+        more = True
+        while more:
+            chunk, more = await self._read_chunk()
+            if chunk:
+                yield chunk
         yield b""
 
     async def body(self) -> bytes:
         """The whole body, read once and cached."""
         if self._body is None:
-            chunks = [chunk async for chunk in self.stream()]
-            self._body = b"".join(chunks)
+            # The same reads as ``stream()``, without an async generator (this path is hot).
+            self._start_reading()
+            chunk, more = await self._read_chunk()
+            if more:
+                chunks = [chunk]
+                while more:
+                    chunk, more = await self._read_chunk()
+                    chunks.append(chunk)
+                chunk = b"".join(chunks)
+            self._body = chunk
         return self._body
+
+    def _start_reading(self) -> None:
+        if self._stream_consumed:
+            raise RuntimeError("Stream consumed")
+        self._stream_consumed = True
+
+    async def _read_chunk(self) -> tuple[bytes, bool]:
+        """The next piece of the body, and whether more follows."""
+        while True:
+            message = await self._receive()
+            message_type = message["type"]
+            if message_type == "http.request":
+                return message.get("body", b""), message.get("more_body", False)
+            if message_type == "http.disconnect":
+                raise ClientDisconnect()
 
     async def json(self) -> Any:
         """The body parsed as JSON; a body that is not JSON is a 400 (``MalformedJSON``)."""
