@@ -7,7 +7,9 @@ Two scenarios, the same echo handler in every framework (accept, then echo each 
   session: the set-up and tear-down cost);
 - ``ws_msg``: one echoed message, amortised over 100-message sessions (µs per message).
 
-Frameworks: a bare ASGI callable, Starlette (on anyio's trio backend) and toolkit. Each round
+Frameworks: a bare ASGI callable, Starlette (on anyio's trio backend) and toolkit; and, to split
+the cost by layer, ``starlette_route`` and ``toolkit_route``: each app and its routing down to the
+bare echo as a raw ASGI endpoint (no WebSocket object, no session). Each round
 times one batch per framework per scenario, the order rotating; ratios are taken within a round
 and their median across rounds is reported.
 
@@ -78,12 +80,45 @@ def toolkit_app() -> ASGIApp:
     return App(routes=[WebSocketRoute("/ws", echo)])
 
 
+class RawEcho:
+    """The bare echo as a class instance: both routers hand it the connection as an ASGI app."""
+
+    def __init__(self) -> None:
+        self.app = bare_app()
+
+    async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def starlette_route_app() -> ASGIApp:
+    """Starlette's app and routing down to the bare echo: its cost without the WebSocket API."""
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+
+    return Starlette(routes=[WebSocketRoute("/ws", RawEcho())])
+
+
+def toolkit_route_app() -> ASGIApp:
+    """toolkit's app and routing down to the bare echo: its cost without the session."""
+    from toolkit.applications import App
+    from toolkit.routing import WebSocketRoute
+
+    return App(routes=[WebSocketRoute("/ws", RawEcho())])
+
+
 FRAMEWORKS: dict[str, Callable[[], ASGIApp]] = {
     "bare": bare_app,
     "starlette": starlette_app,
     "toolkit": toolkit_app,
+    "starlette_route": starlette_route_app,
+    "toolkit_route": toolkit_route_app,
 }
-RATIOS = [("toolkit", "starlette"), ("toolkit", "bare"), ("starlette", "bare")]
+RATIOS = [
+    ("toolkit", "starlette"),
+    ("toolkit", "bare"),
+    ("starlette", "bare"),
+    ("toolkit_route", "starlette_route"),
+]
 
 
 class EchoClient:
