@@ -256,7 +256,12 @@ class WebSocket(HTTPConnection):
         else:
             self._sending = True
         try:
-            if self._advance(message, quiet_close):
+            if (
+                # The common case first, without a call: data on an open connection.
+                message["type"] == "websocket.send"
+                and self.application_state is WebSocketState.CONNECTED
+                and self._disconnect is None
+            ) or self._advance(message, quiet_close):
                 await self._send(message)
         finally:
             if self._send_queue:
